@@ -1,0 +1,367 @@
+/* Sending and receiving on a connection, half-close, close and abort. */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Read-ahead buffer of tcpkit_recv_line: large enough that a typical line
+ * protocol costs one recv() for many lines. It grows (up to the caller's
+ * cap) only for longer lines. */
+#define TK_RBUF_MIN 4096
+/* tcpkit_recv_all's first allocation; it doubles from there. */
+#define TK_RECV_ALL_FIRST 16384
+
+static tcpkit_err set_out(size_t *p, size_t v)
+{
+    if (p)
+        *p = v;
+    return TCPKIT_OK;
+}
+
+/* ---- the read-ahead buffer ---- */
+
+static size_t rbuf_avail(const tcpkit_conn *c)
+{
+    return c->rend - c->rstart;
+}
+
+/* Hands up to cap buffered bytes to the caller. */
+static size_t rbuf_take(tcpkit_conn *c, void *buf, size_t cap)
+{
+    size_t n = rbuf_avail(c);
+    if (n > cap)
+        n = cap;
+    memcpy(buf, c->rbuf + c->rstart, n);
+    c->rstart += n;
+    if (c->rstart == c->rend)
+        c->rstart = c->rend = 0;
+    return n;
+}
+
+/* ---- one receive or send with waiting ---- */
+
+/* recv() once, waiting (within d) while nothing is there. Returns OK with
+ * *n > 0, EOF, or an error. The syscall comes first: poll() only after
+ * EAGAIN. */
+static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *d, size_t *n,
+                            const char *op)
+{
+    *n = 0;
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, cap, 0);
+        if (r > 0) {
+            *n = (size_t)r;
+            return TCPKIT_OK;
+        }
+        if (r == 0)
+            return tk_fail(TCPKIT_EOF, 0, "%s: end of stream", op);
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return tk_fail_errno(errno, op);
+        tcpkit_err err = tk_wait(c->fd, POLLIN, c->wake_fd, d, op);
+        if (err != TCPKIT_OK)
+            return err;
+    }
+}
+
+static tcpkit_err check_conn_buf(const tcpkit_conn *c, const void *buf, bool need_buf,
+                                 const char *op)
+{
+    if (!c)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: conn is NULL", op);
+    if (!buf && need_buf)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: buffer is NULL", op);
+    return TCPKIT_OK;
+}
+
+tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len, size_t *sent)
+{
+    set_out(sent, 0);
+    tcpkit_err err = check_conn_buf(c, buf, len > 0, "send_all");
+    if (err != TCPKIT_OK)
+        return err;
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    const char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        /* MSG_NOSIGNAL: a peer that went away gives EPIPE, not SIGPIPE. */
+        ssize_t r = send(c->fd, p + done, len - done, MSG_NOSIGNAL);
+        if (r >= 0) {
+            done += (size_t)r;
+            set_out(sent, done);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            int e = errno;
+            return tk_fail(tk_err_from_errno(e), e, "send_all: %s (sent %zu of %zu bytes)",
+                           tk_errno_text(e), done, len);
+        }
+        err = tk_wait(c->fd, POLLOUT, -1, &d, "send_all");
+        if (err != TCPKIT_OK)
+            return err;
+    }
+    return TCPKIT_OK;
+}
+
+tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
+{
+    set_out(got, 0);
+    tcpkit_err err = check_conn_buf(c, buf, true, "recv");
+    if (err != TCPKIT_OK)
+        return err;
+    if (cap == 0)
+        return tk_fail(TCPKIT_EINVAL, 0, "recv: capacity is 0");
+    if (rbuf_avail(c))
+        return set_out(got, rbuf_take(c, buf, cap));
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    size_t n;
+    err = recv_some(c, buf, cap, &d, &n, "recv");
+    set_out(got, n);
+    return err;
+}
+
+tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got)
+{
+    set_out(got, 0);
+    tcpkit_err err = check_conn_buf(c, buf, len > 0, "recv_exact");
+    if (err != TCPKIT_OK)
+        return err;
+    char *p = buf;
+    size_t done = rbuf_avail(c) ? rbuf_take(c, p, len) : 0;
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    while (done < len) {
+        size_t n;
+        err = recv_some(c, p + done, len - done, &d, &n, "recv_exact");
+        done += n;
+        if (err != TCPKIT_OK)
+            break;
+    }
+    set_out(got, done);
+    if (err == TCPKIT_EOF)
+        return tk_fail(TCPKIT_EOF, 0, "recv_exact: end of stream after %zu of %zu bytes", done,
+                       len);
+    return err;
+}
+
+/* ---- recv_all ---- */
+
+/* Grows *data so that at least one more byte fits before the NUL, never
+ * beyond limit + 1 bytes of data (the +1 detects "more than max"). */
+static tcpkit_err grow_all_buffer(char **data, size_t *cap, size_t limit)
+{
+    size_t want = *cap < TK_RECV_ALL_FIRST ? TK_RECV_ALL_FIRST : *cap;
+    if (*cap >= TK_RECV_ALL_FIRST)
+        want = *cap > SIZE_MAX / 2 ? SIZE_MAX - 1 : *cap * 2;
+    if (want > limit + 1)
+        want = limit + 1;
+    char *p = realloc(*data, want + 1);
+    if (!p)
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_all: out of memory after %zu bytes", *cap);
+    *data = p;
+    *cap = want;
+    return TCPKIT_OK;
+}
+
+tcpkit_err tcpkit_recv_all(tcpkit_conn *c, void **data, size_t *len, size_t max)
+{
+    set_out(len, 0);
+    if (data)
+        *data = NULL;
+    tcpkit_err err = check_conn_buf(c, data, true, "recv_all");
+    if (err != TCPKIT_OK)
+        return err;
+    if (max == 0)
+        return tk_fail(TCPKIT_EINVAL, 0, "recv_all: max is 0");
+    if (max > SIZE_MAX - 2)
+        max = SIZE_MAX - 2;
+
+    char *buf = NULL;
+    size_t cap = 0, done = 0;
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    /* Read straight into the result buffer: no intermediate copy. */
+    for (;;) {
+        if (done == cap && (err = grow_all_buffer(&buf, &cap, max)) != TCPKIT_OK)
+            break;
+        size_t n;
+        if (rbuf_avail(c))
+            n = rbuf_take(c, buf + done, cap - done);
+        else
+            err = recv_some(c, buf + done, cap - done, &d, &n, "recv_all");
+        done += n;
+        if (done > max) {
+            done = max;
+            err = tk_fail(TCPKIT_ETOOBIG, 0, "recv_all: more than %zu bytes", max);
+            break;
+        }
+        if (err != TCPKIT_OK)
+            break;
+    }
+    if (err == TCPKIT_EOF)
+        err = TCPKIT_OK;
+    if (buf)
+        buf[done] = '\0';
+    *data = buf;
+    set_out(len, done);
+    return err;
+}
+
+void tcpkit_free(void *p)
+{
+    free(p);
+}
+
+/* ---- recv_line ---- */
+
+/* Makes room for at least one more byte of read-ahead: compacts, then
+ * grows, up to `need` bytes of capacity. Called only while fewer than
+ * `need` bytes are buffered, so growing always gains room. */
+static tcpkit_err rbuf_reserve(tcpkit_conn *c, size_t need)
+{
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, rbuf_avail(c));
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rend < c->rcap)
+        return TCPKIT_OK;
+    /* Double, but never past what one line may occupy: the caller's cap
+     * bounds the memory a line can pin. */
+    size_t want = c->rcap ? c->rcap * 2 : TK_RBUF_MIN;
+    size_t ceiling = need > TK_RBUF_MIN ? need : TK_RBUF_MIN;
+    if (want > ceiling)
+        want = ceiling;
+    char *p = realloc(c->rbuf, want);
+    if (!p)
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_line: out of memory");
+    c->rbuf = p;
+    c->rcap = want;
+    return TCPKIT_OK;
+}
+
+/* Copies n buffered bytes to the caller as a NUL-terminated line. */
+static tcpkit_err line_out(tcpkit_conn *c, char *buf, size_t n, size_t *len, tcpkit_err err)
+{
+    rbuf_take(c, buf, n);
+    buf[n] = '\0';
+    set_out(len, n);
+    return err;
+}
+
+tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
+{
+    set_out(len, 0);
+    tcpkit_err err = check_conn_buf(c, buf, true, "recv_line");
+    if (err != TCPKIT_OK)
+        return err;
+    if (cap == 0)
+        return tk_fail(TCPKIT_EINVAL, 0, "recv_line: capacity is 0");
+    buf[0] = '\0';
+    size_t limit = cap - 1; /* bytes of line that fit before the NUL */
+    size_t scanned = 0;     /* buffered bytes known to hold no newline */
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    for (;;) {
+        size_t avail = rbuf_avail(c);
+        size_t look = avail < limit ? avail : limit;
+        const char *base = c->rbuf + c->rstart;
+        const char *nl = look > scanned ? memchr(base + scanned, '\n', look - scanned) : NULL;
+        if (nl)
+            return line_out(c, buf, (size_t)(nl - base) + 1, len, TCPKIT_OK);
+        if (avail >= limit)
+            return line_out(
+                c, buf, limit, len,
+                tk_fail(TCPKIT_ETOOBIG, 0, "recv_line: no newline within %zu bytes", limit));
+        scanned = look;
+        /* Keep the partial line buffered while we wait for the rest. */
+        if ((err = rbuf_reserve(c, limit)) != TCPKIT_OK)
+            return err;
+        size_t n;
+        err = recv_some(c, c->rbuf + c->rend, c->rcap - c->rend, &d, &n, "recv_line");
+        c->rend += n;
+        if (err == TCPKIT_EOF && rbuf_avail(c))
+            return line_out(c, buf, rbuf_avail(c), len, TCPKIT_OK); /* partial last line */
+        if (err == TCPKIT_ETIMEDOUT || err == TCPKIT_ESHUTDOWN)
+            return err; /* nothing consumed: the next call resumes */
+        if (err != TCPKIT_OK)
+            return line_out(c, buf, rbuf_avail(c), len, err);
+    }
+}
+
+/* ---- half-close, close, abort, accessors ---- */
+
+tcpkit_err tcpkit_close_write(tcpkit_conn *c)
+{
+    if (!c)
+        return tk_fail(TCPKIT_EINVAL, 0, "close_write: conn is NULL");
+    if (shutdown(c->fd, SHUT_WR) < 0)
+        return tk_fail_errno(errno, "close_write");
+    return TCPKIT_OK;
+}
+
+static void conn_free(tcpkit_conn *c)
+{
+    /* close() may report EINTR or a late error; the descriptor is gone on
+     * Linux either way, so retrying would close someone else's. */
+    close(c->fd);
+    free(c->rbuf);
+    free(c);
+}
+
+void tcpkit_close(tcpkit_conn *c)
+{
+    if (c)
+        conn_free(c);
+}
+
+void tcpkit_abort(tcpkit_conn *c)
+{
+    if (!c)
+        return;
+    /* Linger on with a zero timeout: close() sends RST and drops unsent
+     * data instead of a FIN handshake. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_free(c);
+}
+
+tcpkit_err tcpkit_conn_set_timeout(tcpkit_conn *c, int ms)
+{
+    if (!c || ms < -1)
+        return tk_fail(TCPKIT_EINVAL, 0, "conn_set_timeout: %s",
+                       c ? "timeout below -1" : "conn is NULL");
+    c->timeout_ms = ms;
+    return TCPKIT_OK;
+}
+
+int tcpkit_conn_fd(const tcpkit_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
+tcpkit_err tcpkit_conn_peer(const tcpkit_conn *c, char *buf, size_t cap)
+{
+    if (buf && cap)
+        buf[0] = '\0';
+    if (!c || !buf)
+        return tk_fail(TCPKIT_EINVAL, 0, "conn_peer: %s is NULL", c ? "buf" : "conn");
+    return tk_addr_to_user((const struct sockaddr *)&c->peer, c->peer_len, buf, cap, "conn_peer");
+}
+
+tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size_t cap)
+{
+    if (buf && cap)
+        buf[0] = '\0';
+    if (!c || !buf)
+        return tk_fail(TCPKIT_EINVAL, 0, "conn_local: %s is NULL", c ? "buf" : "conn");
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0)
+        return tk_fail_errno(errno, "conn_local: getsockname");
+    return tk_addr_to_user((const struct sockaddr *)&ss, len, buf, cap, "conn_local");
+}

@@ -1,0 +1,122 @@
+/* The options object: defaults and range-checked setters. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+
+static const struct tcpkit_opts tk_defaults = {
+    .connect_timeout_ms = -1,
+    .io_timeout_ms = -1,
+    .family = TCPKIT_FAMILY_ANY,
+    .nodelay = true,
+    .keepalive_idle_s = 0,
+    .backlog = SOMAXCONN,
+    .reuseport = false,
+    .v6only = false,
+    .fallback_delay_ms = 250,
+};
+
+const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o)
+{
+    return o ? o : &tk_defaults;
+}
+
+tcpkit_err tcpkit_opts_new(tcpkit_opts **out)
+{
+    if (!out)
+        return tk_fail(TCPKIT_EINVAL, 0, "opts_new: out is NULL");
+    *out = malloc(sizeof **out);
+    if (!*out)
+        return tk_fail(TCPKIT_ENOMEM, 0, "opts_new: out of memory");
+    **out = tk_defaults;
+    return TCPKIT_OK;
+}
+
+void tcpkit_opts_free(tcpkit_opts *o)
+{
+    free(o);
+}
+
+/* Every setter funnels through here so the NULL and range checks read the
+ * same and record the same kind of message. */
+static tcpkit_err check_setter(const tcpkit_opts *o, const char *name, bool in_range, int value)
+{
+    if (!o)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: opts is NULL", name);
+    if (!in_range)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: value %d out of range", name, value);
+    return TCPKIT_OK;
+}
+
+tcpkit_err tcpkit_opts_set_connect_timeout(tcpkit_opts *o, int ms)
+{
+    tcpkit_err err = check_setter(o, "opts_set_connect_timeout", ms >= -1, ms);
+    if (err == TCPKIT_OK)
+        o->connect_timeout_ms = ms;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_io_timeout(tcpkit_opts *o, int ms)
+{
+    tcpkit_err err = check_setter(o, "opts_set_io_timeout", ms >= -1, ms);
+    if (err == TCPKIT_OK)
+        o->io_timeout_ms = ms;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_family(tcpkit_opts *o, tcpkit_family f)
+{
+    bool known = f == TCPKIT_FAMILY_ANY || f == TCPKIT_FAMILY_IPV4 || f == TCPKIT_FAMILY_IPV6;
+    tcpkit_err err = check_setter(o, "opts_set_family", known, (int)f);
+    if (err == TCPKIT_OK)
+        o->family = f;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_nodelay(tcpkit_opts *o, bool on)
+{
+    tcpkit_err err = check_setter(o, "opts_set_nodelay", true, on);
+    if (err == TCPKIT_OK)
+        o->nodelay = on;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_keepalive(tcpkit_opts *o, int idle_s)
+{
+    tcpkit_err err = check_setter(o, "opts_set_keepalive", idle_s >= 0, idle_s);
+    if (err == TCPKIT_OK)
+        o->keepalive_idle_s = idle_s;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_backlog(tcpkit_opts *o, int n)
+{
+    tcpkit_err err = check_setter(o, "opts_set_backlog", n >= 1, n);
+    if (err == TCPKIT_OK)
+        o->backlog = n;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_reuseport(tcpkit_opts *o, bool on)
+{
+    tcpkit_err err = check_setter(o, "opts_set_reuseport", true, on);
+    if (err == TCPKIT_OK)
+        o->reuseport = on;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_v6only(tcpkit_opts *o, bool on)
+{
+    tcpkit_err err = check_setter(o, "opts_set_v6only", true, on);
+    if (err == TCPKIT_OK)
+        o->v6only = on;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms)
+{
+    tcpkit_err err = check_setter(o, "opts_set_fallback_delay", ms >= 0 && ms <= 60000, ms);
+    if (err == TCPKIT_OK)
+        o->fallback_delay_ms = ms;
+    return err;
+}

@@ -1,0 +1,147 @@
+/* Port validation, address formatting and per-connection socket options. */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The kernel rejects larger TCP_KEEPIDLE values; the setter accepts any
+ * idle time >= 0 and we clamp here instead of failing at connect time. */
+#define TK_MAX_KEEPIDLE 32767
+
+tcpkit_err tk_check_port(const char *port, int min_port, const char *op)
+{
+    if (!port || !*port)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: port is NULL or empty", op);
+    /* Anything that looks like a number is checked as one, so "-1" and
+     * "65536" are argument errors rather than unknown service names. */
+    const char *p = port;
+    if (*p == '-' || *p == '+')
+        p++;
+    bool numeric = *p != '\0';
+    for (const char *q = p; *q; q++)
+        numeric = numeric && *q >= '0' && *q <= '9';
+    if (!numeric)
+        return TCPKIT_OK; /* a service name: getaddrinfo decides */
+    long v = -1;
+    if (*port != '-' && *port != '+' && strlen(p) <= 5)
+        v = strtol(p, NULL, 10);
+    if (v < min_port || v > 65535)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: port \"%s\" out of range %d-65535", op, port,
+                       min_port);
+    return TCPKIT_OK;
+}
+
+static bool is_v4_mapped(const struct sockaddr *sa)
+{
+    if (sa->sa_family != AF_INET6)
+        return false;
+    return IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+}
+
+int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, char *buf, size_t cap)
+{
+    char host[NI_MAXHOST];
+    int port;
+    bool v6 = false;
+
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        port = ntohs(in6->sin6_port);
+        if (is_v4_mapped(sa)) {
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
+        } else {
+            /* getnameinfo adds "%scope" for link-local addresses; with
+             * NI_NUMERICHOST it never queries DNS. */
+            v6 = true;
+            if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        }
+    } else {
+        if (cap)
+            buf[0] = '\0';
+        return -1;
+    }
+
+    int n;
+    if (!with_port)
+        n = snprintf(buf, cap, "%s", host);
+    else
+        n = snprintf(buf, cap, v6 ? "[%s]:%d" : "%s:%d", host, port);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap)
+            buf[0] = '\0';
+        return -1;
+    }
+    return n;
+}
+
+tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap,
+                           const char *op)
+{
+    if (tk_format_addr(sa, len, true, buf, cap) < 0)
+        return tk_fail(TCPKIT_EINVAL, 0,
+                       "%s: buffer of %zu bytes too small (use TCPKIT_ADDRSTRLEN)", op, cap);
+    return TCPKIT_OK;
+}
+
+tcpkit_err tk_apply_conn_options(int fd, const struct tk_conn_setup *s)
+{
+    int on = s->nodelay ? 1 : 0;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0)
+        return tk_fail_errno(errno, "setsockopt TCP_NODELAY");
+    if (s->keepalive_idle_s <= 0)
+        return TCPKIT_OK;
+    int idle = s->keepalive_idle_s > TK_MAX_KEEPIDLE ? TK_MAX_KEEPIDLE : s->keepalive_idle_s;
+    on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
+        return tk_fail_errno(errno, "setsockopt SO_KEEPALIVE");
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0)
+        return tk_fail_errno(errno, "setsockopt TCP_KEEPIDLE");
+    return TCPKIT_OK;
+}
+
+tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, int timeout_ms,
+                       tcpkit_conn **out)
+{
+    tcpkit_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "out of memory for a connection");
+    }
+    c->fd = fd;
+    c->timeout_ms = timeout_ms;
+    c->wake_fd = -1;
+    if (peer_len > (socklen_t)sizeof c->peer)
+        peer_len = sizeof c->peer;
+    memcpy(&c->peer, peer, peer_len);
+    c->peer_len = peer_len;
+    *out = c;
+    return TCPKIT_OK;
+}
+
+tcpkit_err tk_clean_host(const char *host, char *buf, size_t cap, const char *op)
+{
+    size_t n = strlen(host);
+    if (n > TK_HOST_MAX)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: host name longer than %d bytes", op, TK_HOST_MAX);
+    if (host[0] == '[' && n >= 2 && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 0 || n >= cap)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: host is empty", op);
+    memcpy(buf, host, n);
+    buf[n] = '\0';
+    return TCPKIT_OK;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script).
+#
+#   bash tests/run-suite.sh
+#
+# Installs what it needs on Debian 12 (as root), builds with -Werror, runs
+# every Check suite, then runs the suite again under AddressSanitizer+UBSan
+# and under Valgrind memcheck. Ends with one line "N passed, M failed"
+# counted from meson's test logs, and exits non-zero if M > 0 or N == 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+out=${TCPKIT_BUILD_ROOT:-$top/build-suite}
+
+install_deps() {
+    local pkgs=(meson ninja-build gcc pkg-config check doxygen graphviz abigail-tools
+                valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
+                procps)
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    fi
+}
+
+# setup NAME MESON-ARGS...: configure (or reconfigure) one build directory.
+setup() {
+    local dir=$out/$1
+    shift
+    rm -rf "$dir"
+    meson setup "$dir" --werror -Dtests=enabled "$@" >"$out/$(basename "$dir").setup.log" 2>&1 ||
+        { cat "$out/$(basename "$dir").setup.log"; return 1; }
+    meson compile -C "$dir" >/dev/null
+}
+
+# run_tests NAME MESON-TEST-ARGS...: run the suite in one build directory;
+# failures are counted at the end, not fatal here.
+run_tests() {
+    local dir=$out/$1
+    shift
+    echo "== meson test ($1 ${*:2})"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || true
+}
+
+count_results() {
+    python3 - "$out" <<'PY'
+import json, pathlib, sys
+passed = failed = skipped = 0
+for log in sorted(pathlib.Path(sys.argv[1]).glob('*/meson-logs/testlog*.json')):
+    for line in log.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line).get('result')
+        if r in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif r == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed or not passed else 0)
+PY
+}
+
+install_deps
+mkdir -p "$out"
+rm -rf "$out"/*/meson-logs
+
+setup plain
+run_tests plain
+
+setup asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=true
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_tests asan --no-suite nosan
+
+run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
+
+count_results
