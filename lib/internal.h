@@ -114,8 +114,8 @@ int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, cha
 tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap,
                            const char *op);
 
-/* Applies nodelay and keepalive to a connected socket. Best effort on
- * accepted sockets, whose peer may already be gone. */
+/* Applies nodelay and keepalive to a socket (a connected one, or a
+ * listening one whose accepted sockets inherit them). */
 tcpkit_err tk_apply_conn_options(int fd, const struct tk_conn_setup *s);
 
 /* Wraps a connected, non-blocking descriptor in a new conn. On ENOMEM the

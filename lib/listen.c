@@ -50,6 +50,15 @@ static void order_for_listen(struct tk_target *t, size_t n, bool prefer_v6)
 
 static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_listener **out)
 {
+    /* Linux copies TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE from the
+     * listening socket to every accepted one: set them once here instead
+     * of paying a setsockopt() per accepted connection. */
+    struct tk_conn_setup setup = {o->nodelay, o->keepalive_idle_s, o->io_timeout_ms};
+    tcpkit_err err = tk_apply_conn_options(fd, &setup);
+    if (err != TCPKIT_OK) {
+        close(fd);
+        return err;
+    }
     tcpkit_listener *l = calloc(1, sizeof *l);
     int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!l || wake < 0) {
@@ -63,7 +72,7 @@ static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_liste
     l->fd = fd;
     l->wake_fd = wake;
     atomic_init(&l->shut, false);
-    l->setup = (struct tk_conn_setup){o->nodelay, o->keepalive_idle_s, o->io_timeout_ms};
+    l->setup = setup;
     *out = l;
     return TCPKIT_OK;
 }
@@ -180,12 +189,8 @@ tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            /* Best effort: the peer may already be gone, which the first
-             * I/O call reports properly. */
-            tk_apply_conn_options(fd, &l->setup);
+        if (fd >= 0)
             return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->setup.io_timeout_ms, out);
-        }
         int e = errno;
         if (e == EAGAIN || e == EWOULDBLOCK) {
             tcpkit_err err = tk_wait(l->fd, POLLIN, l->wake_fd, &d, "accept");
