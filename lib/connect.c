@@ -153,8 +153,11 @@ static int race_wait_ms(struct race *r)
 static int race_run(struct race *r, size_t *winner)
 {
     for (;;) {
-        bool start =
-            r->next < r->count && (!race_has_pending(r) || tk_deadline_left(&r->fallback) == 0);
+        /* No new attempt once the deadline has passed; the first one
+         * always starts, so timeout 0 still tries once. */
+        bool in_time = r->next == 0 || tk_deadline_left(&r->deadline) != 0;
+        bool start = in_time && r->next < r->count &&
+                     (!race_has_pending(r) || tk_deadline_left(&r->fallback) == 0);
         if (start) {
             size_t i = r->next;
             int fd = race_start_next(r);
