@@ -476,6 +476,74 @@ TCPKIT_EXPORT int tcpkit_listener_fd(const tcpkit_listener *l);
 TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms);
 
 /**
+ * @brief Accepts connections in a loop and runs @p fn on each, on a worker thread.
+ *
+ * The calling thread accepts; each connection is handed to a worker thread
+ * that runs `fn(conn, arg)` and then closes the connection (tcpkit_close()).
+ * At most @p max_conns handlers run at once: while all are busy, no more
+ * connections are accepted, so further clients wait in the listen backlog
+ * instead of being refused. Worker threads are created only when no idle one
+ * is left (never more than @p max_conns) and are reused for later
+ * connections; all of them have ended when the call returns.
+ *
+ * The server never dies of a client's behaviour: clients that go away
+ * before they are accepted are skipped, and when the process runs out of
+ * descriptors, memory or threads (`EMFILE`, `ENFILE`, `ENOMEM`, a failed
+ * `pthread_create`) the loop pauses 10 ms, doubling up to 100 ms, and
+ * retries; the waiting client stays in the backlog meanwhile. The pause
+ * never spins and tcpkit_listener_shutdown() interrupts it.
+ *
+ * **Stopping.** After tcpkit_listener_shutdown() (from any thread, from a
+ * handler, or from a signal handler) no further connection is accepted,
+ * receives that handlers are blocked in (tcpkit_recv() and the other
+ * receive calls) return #TCPKIT_ESHUTDOWN, and the call returns once every
+ * handler has returned. Sends are not interrupted: a handler blocked in
+ * tcpkit_send_all() to a peer that reads nothing delays the return until
+ * its timeout passes (set one with tcpkit_opts_set_io_timeout() or
+ * tcpkit_conn_set_timeout()). Connections still waiting in the backlog are
+ * reset when the listener is closed. Called on a listener that is already
+ * shut down, the call returns #TCPKIT_OK at once.
+ *
+ * **Worker threads** have a 512 KiB stack: enough for ordinary handlers
+ * (buffers of tens of KiB on the stack, libc calls), not for large arrays on
+ * the stack (allocate those). They start with the signal mask of the thread
+ * that called tcpkit_serve(), plus `SIGHUP`, `SIGINT`, `SIGQUIT`, `SIGTERM`,
+ * `SIGUSR1`, `SIGUSR2`, `SIGALRM`, `SIGCHLD` and `SIGWINCH` blocked: these
+ * process-directed signals are delivered to the program's own threads (for
+ * example the one in tcpkit_serve(), whose handler may call
+ * tcpkit_listener_shutdown()) and never interrupt a handler. Fault signals
+ * and `SIGPIPE` are left alone.
+ *
+ * @param l         the listener; it stays owned by the caller, who closes it
+ *                  with tcpkit_listener_close() after this call returned.
+ * @param fn        the handler. It receives a connection owned by
+ *                  tcpkit_serve(): it must not close it or keep it after
+ *                  returning. The connection has the listener's options
+ *                  (I/O timeout, nodelay, keepalive). Handlers run
+ *                  concurrently and must be thread-safe with respect to
+ *                  @p arg.
+ * @param arg       passed unchanged to every call of @p fn.
+ * @param max_conns the most connections handled at once (and the most
+ *                  worker threads); at least 1.
+ * @return #TCPKIT_OK after tcpkit_listener_shutdown(), once every handler
+ *         has returned;
+ *         #TCPKIT_EINVAL for a NULL @p l or @p fn, or @p max_conns < 1
+ *         (nothing is started);
+ *         #TCPKIT_ESYS (with tcpkit_last_errno()) when the listener's
+ *         descriptor itself became unusable (`EBADF`, `ENOTSOCK`, `EINVAL`);
+ *         the listener is then shut down and the call returns once every
+ *         handler has returned.
+ *         #TCPKIT_EMFILE and #TCPKIT_ENOMEM are never returned: they are
+ *         waited out as described above.
+ * @par Thread safety: safe. Several threads may serve (and accept on) one
+ *      listener at once, each call with its own @p max_conns; one
+ *      tcpkit_listener_shutdown() stops all of them.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg,
+                                      int max_conns);
+
+/**
  * @brief Stops the listener: wakes every blocked accept and serve on it.
  *
  * After this call tcpkit_accept() returns #TCPKIT_ESHUTDOWN. The listener
@@ -684,7 +752,7 @@ TCPKIT_EXPORT int tcpkit_conn_fd(const tcpkit_conn *c);
  * @brief Writes the peer's address, e.g. "203.0.113.5:51234" or "[::1]:51234".
  *
  * An IPv4 client of a dual-stack listener is shown as plain IPv4, never as
- * `::ffff:...`. The address is recorded when the connection is made, so
+ * <tt>\::ffff:...</tt>. The address is recorded when the connection is made, so
  * this works after a reset too.
  *
  * @param c   the connection.
