@@ -13,7 +13,7 @@ top=$PWD
 out=${TCPKIT_BUILD_ROOT:-$top/build-suite}
 
 install_deps() {
-    local pkgs=(meson ninja-build gcc pkg-config check doxygen graphviz abigail-tools
+    local pkgs=(meson ninja-build gcc g++ pkg-config check doxygen graphviz abigail-tools
                 valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
                 procps)
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
