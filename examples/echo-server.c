@@ -1,0 +1,262 @@
+/*
+ * echo-server.c - the Echo Protocol (RFC 862) on top of tcpkit_serve().
+ *
+ *   echo-server [-b ADDR] [-p PORT] [-m MAX_CONNS]
+ *
+ *   $ ./echo-server -p 0
+ *   listening on 127.0.0.1:40313
+ *
+ * Every byte a client sends is sent back to it, until the client closes its
+ * side. Then the server closes too. That is the whole protocol, which makes
+ * it the "hello world" of servers, and a handy peer for testing clients.
+ *
+ * Read it top to bottom; it shows, in this order:
+ *   1. a connection handler: receive what is there, send all of it back, and
+ *      tell an orderly end (EOF) from a reset, without ever crashing;
+ *   2. a clean shutdown on Ctrl-C: a signal handler may only do
+ *      async-signal-safe things, and tcpkit_listener_shutdown() is one;
+ *   3. listening: bind + listen, and why a restarted server can bind again
+ *      at once (SO_REUSEADDR);
+ *   4. serving: tcpkit_serve() accepts in a loop and runs the handler for
+ *      each client on a worker thread, at most MAX_CONNS at a time.
+ *
+ * Output: exactly one line on stdout when ready, "listening on ADDR:PORT"
+ * (scripts read the port from it after -p 0); one line per connection on
+ * stderr. Exit status: 0 after SIGINT or SIGTERM, 1 when the address cannot
+ * be used ("echo-server: WHAT: REASON" on stderr), 2 on bad usage.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <tcpkit.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A client that sends nothing, or stops reading what we send back, for this
+ * long is dropped. Without such a limit one silent client would hold a worker
+ * thread (and a descriptor) forever, and a few thousand of them would use up
+ * the server. */
+#define IDLE_TIMEOUT_MS 60000
+
+static void usage(FILE *out)
+{
+    fputs("usage: echo-server [-b ADDR] [-p PORT] [-m MAX_CONNS]\n"
+          "\n"
+          "Echo Protocol server (RFC 862): sends every byte back until the client\n"
+          "closes. Prints \"listening on ADDR:PORT\" when ready; stops on SIGINT/SIGTERM.\n"
+          "\n"
+          "  -b ADDR       address to bind (default 127.0.0.1; -b :: for every interface)\n"
+          "  -p PORT       port, 0-65535; 0 picks a free one (default 9999)\n"
+          "  -m MAX_CONNS  clients served at once; more wait in the backlog (default 1024)\n"
+          "  -h, --help    show this help\n",
+          out);
+}
+
+static void die(const char *what, const char *reason)
+{
+    fprintf(stderr, "echo-server: %s: %s\n", what, reason);
+    exit(1);
+}
+
+static void usage_error(const char *fmt, const char *arg)
+{
+    fputs("echo-server: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n", stderr);
+    usage(stderr);
+    exit(2);
+}
+
+static bool parse_int(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/*
+ * The handler: tcpkit_serve() calls it on a worker thread for each client,
+ * and closes the connection when it returns.
+ *
+ * The buffer is on this thread's stack, so clients never share one. 16 KiB
+ * per call is plenty: TCP hands us whatever has arrived, and we loop.
+ */
+static void echo(tcpkit_conn *conn, void *arg)
+{
+    (void)arg;
+    char peer[TCPKIT_ADDRSTRLEN];
+    if (tcpkit_conn_peer(conn, peer, sizeof peer) != TCPKIT_OK)
+        strcpy(peer, "?");
+
+    char buf[16384];
+    unsigned long long total = 0;
+    const char *how = "closed by client";
+    for (;;) {
+        /*
+         * recv() underneath. It returns as soon as at least one byte is
+         * there, possibly far fewer than the client sent in one go: a
+         * stream has no message boundaries. TCPKIT_EOF is recv() returning
+         * 0: the client half-closed or closed, having sent everything.
+         */
+        size_t got;
+        tcpkit_err err = tcpkit_recv(conn, buf, sizeof buf, &got);
+        if (err == TCPKIT_EOF)
+            break;
+        if (err == TCPKIT_ESHUTDOWN) {
+            how = "server shutting down";
+            break;
+        }
+        if (err != TCPKIT_OK) {
+            /* ERESET (the client crashed or aborted), ETIMEDOUT (idle too
+             * long)... The classic mistake is to exit() or abort() here: one
+             * misbehaving client would kill the server for everyone. We just
+             * return, and this one connection is closed. */
+            how = tcpkit_last_error();
+            break;
+        }
+
+        /*
+         * send() underneath, in a loop: a send may take only part of the
+         * buffer when the socket's send buffer is nearly full, and the rest
+         * must follow. tcpkit_send_all() also passes MSG_NOSIGNAL: without
+         * it, sending to a client that has reset raises SIGPIPE, whose
+         * default action silently kills the whole server.
+         */
+        size_t sent;
+        err = tcpkit_send_all(conn, buf, got, &sent);
+        total += sent;
+        if (err != TCPKIT_OK) {
+            how = tcpkit_last_error();
+            break;
+        }
+    }
+    /* One line per connection. stderr is unbuffered and stdio locks the
+     * stream, so lines from concurrent handlers do not mix. */
+    fprintf(stderr, "%s: echoed %llu bytes, %s\n", peer, total, how);
+}
+
+/*
+ * Ctrl-C (SIGINT) or kill (SIGTERM): stop serving.
+ *
+ * A signal handler interrupts the program at an arbitrary point, so it may
+ * only call async-signal-safe functions: no printf, no malloc, no locks.
+ * tcpkit_listener_shutdown() is documented as async-signal-safe (it writes
+ * to an eventfd), so the handler does exactly one thing: wake the server.
+ * tcpkit_serve() then stops accepting, wakes the handlers waiting in a
+ * receive, waits for them to return and returns TCPKIT_OK.
+ */
+static tcpkit_listener *listener;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    tcpkit_listener_shutdown(listener);
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a blocked system call returns EINTR instead of
+     * restarting. libtcpkit retries EINTR itself (within the timeout). */
+    sa.sa_flags = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *addr = "127.0.0.1";
+    const char *port = "9999";
+    long max_conns = 1024;
+
+    static const struct option long_opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int opt;
+    long value;
+    while ((opt = getopt_long(argc, argv, "hb:p:m:", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'b':
+            addr = optarg;
+            break;
+        case 'p':
+            if (!parse_int(optarg, 0, 65535, &value))
+                usage_error("bad port '%s' (expected 0-65535)", optarg);
+            port = optarg;
+            break;
+        case 'm':
+            if (!parse_int(optarg, 1, 1000000, &max_conns))
+                usage_error("bad connection limit '%s' (expected 1-1000000)", optarg);
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+
+    /*
+     * Step 1: listen. Underneath: getaddrinfo() for the address, socket(),
+     * setsockopt(SO_REUSEADDR), bind(), listen(). SO_REUSEADDR matters when
+     * you restart a server: the connections of the previous run linger in
+     * TIME_WAIT for a minute, and without it bind() fails with "address
+     * already in use" until they are gone. (It does not let two servers
+     * listen on the same port: that is still EADDRINUSE.)
+     *
+     * The I/O timeout given here becomes the timeout of every accepted
+     * connection.
+     */
+    tcpkit_opts *opts;
+    if (tcpkit_opts_new(&opts) != TCPKIT_OK)
+        die("options", tcpkit_last_error());
+    tcpkit_opts_set_io_timeout(opts, IDLE_TIMEOUT_MS);
+    tcpkit_err err = tcpkit_listen(&listener, addr, port, opts);
+    tcpkit_opts_free(opts);
+    if (err != TCPKIT_OK)
+        die("listen", tcpkit_last_error());
+
+    /* Step 2: signal handlers, installed once `listener` is set and before we
+     * announce ourselves, so a script that sends SIGINT right after reading
+     * the "listening on" line always gets a clean exit. */
+    install_signal_handlers();
+
+    /* Step 3: tell the world where we are. With -p 0 the kernel picked the
+     * port; tcpkit_listener_addr() reads it back (getsockname()). stdout is
+     * fully buffered when it is a pipe: flush, or the reader waits forever. */
+    char where[TCPKIT_ADDRSTRLEN];
+    if (tcpkit_listener_addr(listener, where, sizeof where) != TCPKIT_OK)
+        die("listener address", tcpkit_last_error());
+    printf("listening on %s\n", where);
+    fflush(stdout);
+
+    /*
+     * Step 4: serve. tcpkit_serve() runs the classic accept loop for us:
+     * accept4() the next client (retrying transient errors such as a client
+     * that reset before being accepted, and backing off instead of spinning
+     * when out of descriptors), then hand the connection to a worker thread
+     * that runs echo(). At most max_conns handlers run at once; further
+     * clients wait in the kernel's listen backlog until a worker is free.
+     */
+    err = tcpkit_serve(listener, echo, NULL, (int)max_conns);
+    if (err != TCPKIT_OK)
+        die("serve", tcpkit_last_error());
+    tcpkit_listener_close(listener);
+    fputs("echo-server: stopped\n", stderr);
+    return 0;
+}

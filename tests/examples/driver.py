@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the example programs in examples/.
+
+    driver.py TEST CLIENT ECHO_SERVER HELLO_SERVER HTTP_GET [EXTRA...]
+
+Runs one named test (see TESTS at the bottom) against the built programs.
+Servers are started with -p 0 and the port is read from their
+"listening on ADDR:PORT" line; every process we start is stopped by PID and
+every wait is bounded. Exit status 0 = pass, 1 = fail, 77 = skipped.
+"""
+import os
+import random
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WAIT = 30  # seconds: the bound for any single wait in these tests
+PROGS = {}  # key -> argv prefix that runs the program (maybe under valgrind)
+NAMES = {}  # key -> program name, as it prints it in messages
+TMP = None
+
+# Under `meson test --setup valgrind` the wrapper runs only this script, so
+# the programs are put under memcheck here (children are not traced). Servers
+# always; the clients too, except in tests that start dozens of them.
+VALGRIND = ['valgrind', '--quiet', '--error-exitcode=99', '--leak-check=full',
+            '--errors-for-leak-kinds=definite,indirect', '--show-leak-kinds=definite,indirect']
+UNWRAPPED_CLIENTS = {'echo-many', 'usage'}
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def run(argv, stdin=None, input=None, timeout=WAIT, **kw):
+    """Runs a program to completion; returns CompletedProcess (bytes)."""
+    return subprocess.run(argv, stdin=stdin, input=input, capture_output=True,
+                          timeout=timeout, **kw)
+
+
+def read_line(f, timeout=WAIT):
+    """Reads one line from a pipe with a deadline (no sleeping)."""
+    fd = f.fileno()
+    deadline = time.monotonic() + timeout
+    data = b''
+    while not data.endswith(b'\n'):
+        left = deadline - time.monotonic()
+        check(left > 0, 'timed out waiting for a line; got %r' % data)
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_bytes(f, n, timeout=WAIT):
+    """Reads n bytes from a pipe with a deadline; fewer only at EOF."""
+    fd = f.fileno()
+    deadline = time.monotonic() + timeout
+    data = b''
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        check(left > 0, 'timed out after %d of %d bytes' % (len(data), n))
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class Server:
+    """A server program on an ephemeral port, stopped by PID."""
+
+    def __init__(self, prog, *args):
+        self.name = os.path.basename(prog[-1])
+        self.log = tempfile.TemporaryFile(dir=TMP)
+        self.proc = subprocess.Popen([*prog, '-p', '0', *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        line = read_line(self.proc.stdout)
+        m = re.fullmatch(rb'listening on (\S+):(\d+)\n', line)
+        check(m is not None, '%s: bad ready line %r (log: %s)' % (self.name, line, self.text()))
+        self.addr = m.group(1).decode()
+        self.port = int(m.group(2))
+        check(0 < self.port < 65536, 'bad port in %r' % line)
+
+    def text(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors='replace')
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGINT):
+        """Stops the server with sig and checks it exits 0, cleanly."""
+        check(self.alive(), '%s died early (status %s): %s' %
+              (self.name, self.proc.returncode, self.text()))
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            raise Failure('%s did not stop on signal %d' % (self.name, sig))
+        rest = self.proc.stdout.read()
+        self.proc.stdout.close()
+        check(rc == 0, '%s exited with %d after signal %d; log:\n%s' %
+              (self.name, rc, sig, self.text()))
+        check(rest == b'', '%s printed more than one line on stdout: %r' % (self.name, rest))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()  # by PID: a process we started
+            self.proc.wait(WAIT)
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        if exc[0] is not None:
+            sys.stderr.write('--- %s log ---\n%s\n' % (self.name, self.text()))
+        self.log.close()
+
+
+def connect(port, host='127.0.0.1'):
+    s = socket.create_connection((host, port), timeout=WAIT)
+    s.settimeout(WAIT)
+    return s
+
+
+def recv_exact(s, n):
+    data = b''
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        check(chunk, 'EOF after %d of %d bytes (%r)' % (len(data), n, data[-80:]))
+        data += chunk
+    return data
+
+
+def recv_until_eof(s):
+    """Everything until an orderly end of stream; a reset fails the test."""
+    data = b''
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            raise Failure('connection reset instead of an orderly close, after %r' %
+                          data[-80:])
+        if not chunk:
+            return data
+        data += chunk
+
+
+def reset(s):
+    """Closes with RST (SO_LINGER on, timeout 0): an abrupt disconnect."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.close()
+
+
+def tmpfile(name, data):
+    path = os.path.join(TMP, name)
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def reserved_port():
+    """A bound, non-listening socket: connecting to its port is refused, and
+    nobody else can take the port while we hold it."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    return s
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- echo tests
+
+def test_echo_bulk():
+    """8 MiB of random bytes through client's stdin, echoed byte-exact."""
+    data = os.urandom(8 << 20)
+    src = tmpfile('bulk.in', data)
+    with Server(PROGS['echo']) as srv, open(src, 'rb') as fin:
+        r = run([*PROGS['client'], '-H', '127.0.0.1', '-p', str(srv.port)], stdin=fin,
+                timeout=120)
+        check(r.returncode == 0, 'client exited %d: %r' % (r.returncode, r.stderr))
+        check(r.stderr == b'', 'client wrote to stderr: %r' % r.stderr)
+        check(len(r.stdout) == len(data), 'got %d of %d bytes' % (len(r.stdout), len(data)))
+        check(r.stdout == data, 'echoed bytes differ')
+        # MESSAGE words are joined by single spaces, nothing added.
+        r = run([*PROGS['client'], '-p', str(srv.port), 'hello,', 'echo', 'server'])
+        check(r.returncode == 0 and r.stdout == b'hello, echo server', repr(r))
+        srv.stop()
+        check('echoed %d bytes, closed by client' % len(data) in srv.text(), srv.text())
+
+
+def test_echo_many():
+    """50 connections at once: all open together, then 50 client processes."""
+    with Server(PROGS['echo']) as srv:
+        socks = [connect(srv.port) for _ in range(50)]
+        for i, s in enumerate(socks):  # all 50 are open now; each gets its echo
+            msg = ('client %d says hi\n' % i).encode() * (i + 1)
+            s.sendall(msg)
+            check(recv_exact(s, len(msg)) == msg, 'wrong echo on connection %d' % i)
+        for s in socks:
+            s.shutdown(socket.SHUT_WR)
+            check(recv_until_eof(s) == b'', 'data after the echo')
+            s.close()
+
+        procs = []
+        for i in range(50):
+            data = os.urandom(random.randint(1, 256 << 10))
+            fin = open(tmpfile('many%d.in' % i, data), 'rb')
+            p = subprocess.Popen([*PROGS['client'], '-p', str(srv.port), '-t', '20000'],
+                                 stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            procs.append((p, fin, data))
+        for i, (p, fin, data) in enumerate(procs):
+            out, err = p.communicate(timeout=120)
+            fin.close()
+            check(p.returncode == 0, 'client %d exited %d: %r' % (i, p.returncode, err))
+            check(out == data, 'client %d: echo differs (%d of %d bytes)' %
+                  (i, len(out), len(data)))
+        srv.stop()
+        lines = [l for l in srv.text().splitlines() if 'echoed' in l]
+        check(len(lines) == 100, 'expected 100 log lines, got %d' % len(lines))
+
+
+def test_echo_abort():
+    """Clients that vanish mid-stream do not disturb the others."""
+    chunk = os.urandom(256 << 10)
+    with Server(PROGS['echo']) as srv:
+        steady = connect(srv.port)  # stays mid-stream through all of this
+
+        def steady_round():
+            steady.sendall(chunk)
+            check(recv_exact(steady, len(chunk)) == chunk, 'steady client: wrong echo')
+
+        steady_round()
+
+        # 1. Sends 2 MiB without reading the echo, then resets.
+        a = connect(srv.port)
+        a_port = a.getsockname()[1]
+        a.sendall(b'x')  # a round trip first: the server is handling `a` now
+        check(recv_exact(a, 1) == b'x', 'no echo')
+        a.setblocking(False)
+        try:
+            for _ in range(32):
+                a.send(chunk[:64 << 10])
+        except BlockingIOError:
+            pass  # both directions are full: the server is stuck sending to us
+        reset(a)
+        steady_round()
+
+        # 2. Connects and resets at once, before sending anything.
+        reset(connect(srv.port))
+        steady_round()
+
+        # 3. A client process killed (SIGKILL) in the middle of a transfer.
+        p = subprocess.Popen([*PROGS['client'], '-p', str(srv.port)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p.stdin.write(chunk)
+        p.stdin.flush()
+        check(len(read_bytes(p.stdout, 1000)) == 1000,
+              'no echo for the client that is about to be killed')
+        p.kill()
+        p.wait(WAIT)
+        p.stdin.close()
+        p.stdout.close()
+        steady_round()
+
+        # 4. Half a request, then a plain close without reading the reply.
+        h = connect(srv.port)
+        h.sendall(chunk)
+        h.close()
+        steady_round()
+
+        # The server is alive and still serves newcomers.
+        r = run([*PROGS['client'], '-p', str(srv.port), 'still', 'here'])
+        check(r.returncode == 0 and r.stdout == b'still here', repr(r))
+        steady.shutdown(socket.SHUT_WR)
+        check(recv_until_eof(steady) == b'', 'steady client: data after its echo')
+        steady.close()
+        srv.stop()
+        line = [l for l in srv.text().splitlines() if l.startswith('127.0.0.1:%d:' % a_port)]
+        check(len(line) == 1 and ('reset' in line[0] or 'broken pipe' in line[0]),
+              'no reset logged for the aborting client: %r' % line)
+
+
+def test_echo_limit():
+    """-m 1: one client at a time; the next waits in the backlog, not refused."""
+    with Server(PROGS['echo'], '-m', '1') as srv:
+        a = connect(srv.port)
+        a.sendall(b'first')
+        check(recv_exact(a, 5) == b'first', 'first client: wrong echo')
+        b = connect(srv.port)  # accepted by the kernel, waits for a worker
+        b.sendall(b'second')
+        a.close()
+        check(recv_exact(b, 6) == b'second', 'second client: wrong echo')
+        b.close()
+        srv.stop(signal.SIGTERM)
+
+
+# --------------------------------------------------------------- hello tests
+
+def greet(port):
+    s = connect(port)
+    check(recv_exact(s, 9) == b'Welcome!\n', 'no welcome')
+    return s
+
+
+def ask(s, line, expect):
+    s.sendall(line)
+    got = recv_exact(s, len(expect))
+    check(got == expect, 'sent %r, expected %r, got %r' % (line[:40], expect[:40], got[:40]))
+
+
+def test_hello():
+    """The hello-server conversation: lines, CR LF, exit, over-long lines."""
+    with Server(PROGS['hello']) as srv:
+        s = greet(srv.port)
+        ask(s, b'Alice\n', b'Hello, Alice!\n')
+        ask(s, b'Bob\r\n', b'Hello, Bob!\n')
+        ask(s, b'\n', b'Hello, !\n')
+        ask(s, b'a\nb\r\nc\n', b'Hello, a!\nHello, b!\nHello, c!\n')  # one send, 3 lines
+        s.sendall(b'Car')  # one line in two sends: a short read must not split it
+        ask(s, b'ol\n', b'Hello, Carol!\n')
+        ask(s, b'x' * 1024 + b'\r\n', b'Hello, ' + b'x' * 1024 + b'!\n')  # longest line
+        ask(s, b'y' * 1024 + b'\n', b'Hello, ' + b'y' * 1024 + b'!\n')
+        ask(s, b'exit now\n', b'Hello, exit now!\n')
+        # "exit" closes, orderly (FIN, not RST) even with more data behind it.
+        s.sendall(b'exit\nnobody reads this\n')
+        check(recv_until_eof(s) == b'', 'reply after exit')
+        s.close()
+
+        for line in (b'z' * 1025 + b'\n', b'z' * 1025 + b'\r\n', b'z' * 1026 + b'\n',
+                     b'w' * 100000):
+            s = greet(srv.port)
+            s.sendall(line)
+            got = recv_until_eof(s)
+            check(got == b'error: line too long\n', '%d-byte line: got %r' % (len(line), got))
+            s.close()
+
+        # A line that ends with the stream, through the client program.
+        r = run([*PROGS['client'], '-p', str(srv.port), 'Zed'])
+        check(r.returncode == 0 and r.stdout == b'Welcome!\nHello, Zed!\n', repr(r))
+        r = run([*PROGS['client'], '-p', str(srv.port)], input=b'World\r\nexit\nmore\n')
+        check(r.returncode == 0 and r.stdout == b'Welcome!\nHello, World!\n', repr(r))
+        r = run([*PROGS['client'], '-p', str(srv.port)], input=b'q' * 5000 + b'\n')
+        check(r.returncode == 0 and r.stdout == b'Welcome!\nerror: line too long\n', repr(r))
+
+        # 20 conversations at once, each on its own thread in the server.
+        socks = [greet(srv.port) for _ in range(20)]
+        for i, s in enumerate(socks):
+            ask(s, b'n%d\n' % i, b'Hello, n%d!\n' % i)
+        for s in socks:
+            s.sendall(b'exit\n')
+            check(recv_until_eof(s) == b'', 'reply after exit')
+            s.close()
+
+        # SIGTERM with an idle client connected: clean exit, the client sees EOF.
+        idle = greet(srv.port)
+        ask(idle, b'idle\n', b'Hello, idle!\n')
+        srv.stop(signal.SIGTERM)
+        check(recv_until_eof(idle) == b'', 'data after shutdown')
+        idle.close()
+        log = srv.text()
+        check(log.count('said exit') == 22 and log.count('line too long') == 5, log)
+
+
+def test_signals():
+    """SIGINT/SIGTERM stop the servers promptly, idle clients included."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with Server(PROGS['echo']) as srv:
+            idle = connect(srv.port)
+            idle.sendall(b'ping')
+            check(recv_exact(idle, 4) == b'ping', 'no echo')
+            srv.stop(sig)  # the handler blocked in a receive is woken
+            check(recv_until_eof(idle) == b'', 'data after shutdown')
+            idle.close()
+        with Server(PROGS['hello']) as srv:
+            srv.stop(sig)
+    bind = '::1' if have_ipv6_loopback() else '127.0.0.1'
+    with Server(PROGS['echo'], '-b', bind) as srv:
+        check(srv.addr in ('[::1]', '127.0.0.1'), 'ready line shows %r' % srv.addr)
+        r = run([*PROGS['client'], '-H', srv.addr.strip('[]'), '-p', str(srv.port), 'v6'])
+        check(r.returncode == 0 and r.stdout == b'v6', repr(r))
+        srv.stop()
+
+
+# ---------------------------------------------------------------- http tests
+
+def http_get(*args, timeout=WAIT):
+    return run([*PROGS['http'], *args], timeout=timeout)
+
+
+def test_http_file():
+    """http-get against python's http.server: a binary file, byte-exact."""
+    root = os.path.join(TMP, 'www')
+    os.mkdir(root)
+    data = os.urandom((3 << 20) + 12345)
+    tmpfile('www/data.bin', data)
+    tmpfile('www/empty.bin', b'')
+    p = subprocess.Popen([sys.executable, '-u', '-m', 'http.server', '0', '--bind', '127.0.0.1',
+                          '--directory', root], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = read_line(p.stdout)
+        m = re.search(rb'port (\d+)', line)
+        check(m is not None, 'http.server said %r' % line)
+        base = 'http://127.0.0.1:%s' % m.group(1).decode()
+
+        r = http_get(base + '/data.bin', timeout=120)
+        check(r.returncode == 0, 'exit %d: %r' % (r.returncode, r.stderr[-500:]))
+        check(r.stdout == data, 'body differs (%d of %d bytes)' % (len(r.stdout), len(data)))
+        check(re.match(rb'HTTP/1\.[01] 200 ', r.stderr), 'status line: %r' % r.stderr[:100])
+        check(b'\nContent-Length: %d\n' % len(data) in r.stderr, 'headers: %r' % r.stderr)
+
+        out = os.path.join(TMP, 'data.out')
+        r = http_get('-o', out, '-t', '20000', base + '/data.bin?query=1#fragment',
+                     timeout=120)
+        check(r.returncode == 0 and r.stdout == b'', repr(r.stderr[-300:]))
+        with open(out, 'rb') as f:
+            check(f.read() == data, '-o FILE: body differs')
+
+        r = http_get(base + '/empty.bin')
+        check(r.returncode == 0 and r.stdout == b'', repr(r))
+        r = http_get(base + '/missing')  # any HTTP response is a success
+        check(r.returncode == 0 and re.match(rb'HTTP/1\.[01] 404 ', r.stderr), repr(r))
+    finally:
+        p.terminate()  # by PID
+        p.wait(WAIT)
+        p.stdout.close()
+
+
+class TinyHTTP:
+    """A little HTTP server on a thread, for what http.server cannot send."""
+
+    def __init__(self, family=socket.AF_INET, host='127.0.0.1'):
+        self.sock = socket.socket(family)
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(WAIT)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        self.body = os.urandom(300000)
+        self.stop = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+    def handle(self, c):
+        c.settimeout(WAIT)
+        try:
+            req = b''
+            while b'\r\n\r\n' not in req:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                req += chunk
+            self.requests.append(req)
+            path = req.split(b' ')[1].decode()
+            getattr(self, 'route_' + path.strip('/').split('?')[0], self.route_404)(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    @staticmethod
+    def dribble(c, data):
+        """Sends in small random pieces, so reads come back short."""
+        rnd = random.Random(1)
+        i = 0
+        while i < len(data):
+            n = rnd.randint(1, 3000)
+            c.sendall(data[i:i + n])
+            i += n
+
+    def chunked(self, body):
+        rnd = random.Random(2)
+        out, i = [], 0
+        while i < len(body):
+            n = rnd.randint(1, 9000)
+            piece = body[i:i + n]
+            size = '%x' % len(piece)
+            size = size.upper() if rnd.random() < 0.5 else size
+            ext = ';name=value' if rnd.random() < 0.2 else ''
+            out.append(('%s%s\r\n' % (size, ext)).encode() + piece + b'\r\n')
+            i += n
+        return b''.join(out)
+
+    def route_chunked(self, c):
+        self.dribble(c, b'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n'
+                        b'Transfer-Encoding: chunked\r\n\r\n' + self.chunked(self.body) +
+                     b'0\r\nX-Trailer: yes\r\n\r\n')
+
+    def route_length(self, c):
+        # Content-Length, then the connection stays open until the client
+        # closes: http-get must stop at the length, not wait for EOF.
+        c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(self.body) +
+                  self.body)
+        while c.recv(4096):
+            pass
+
+    def route_eof(self, c):
+        self.dribble(c, b'HTTP/1.0 200 OK\r\n\r\n' + self.body)
+
+    def route_interim(self, c):
+        c.sendall(b'HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n'
+                  b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello')
+
+    def route_nobody(self, c):
+        c.sendall(b'HTTP/1.1 204 No Content\r\nContent-Length: 99\r\n\r\n')
+        while c.recv(4096):
+            pass
+
+    def route_truncated(self, c):
+        c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789')
+
+    def route_garbage(self, c):
+        c.sendall(b'SSH-2.0-OpenSSH_9.2\r\n')
+
+    def route_badchunk(self, c):
+        c.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n')
+
+    def route_cutchunk(self, c):
+        c.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc')
+
+    def route_silent(self, c):
+        while c.recv(4096):
+            pass
+
+    def route_404(self, c):
+        c.sendall(b'HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found')
+
+
+def test_http_chunked():
+    """Chunked bodies, Content-Length, EOF-delimited, 1xx, and bad responses."""
+    srv = TinyHTTP()
+    try:
+        base = 'http://127.0.0.1:%d' % srv.port
+        r = http_get(base + '/chunked')
+        check(r.returncode == 0, 'exit %d: %r' % (r.returncode, r.stderr))
+        check(r.stdout == srv.body, 'chunked body differs (%d bytes)' % len(r.stdout))
+        check(b'Transfer-Encoding: chunked' in r.stderr and b'X-Trailer: yes' in r.stderr,
+              repr(r.stderr))
+        req = srv.requests[-1].decode()
+        check(req.startswith('GET /chunked HTTP/1.1\r\n'), req)
+        for header in ('Host: 127.0.0.1:%d' % srv.port, 'Connection: close',
+                       'User-Agent: libtcpkit-http-get/'):
+            check('\r\n' + header in req, 'request lacks %r: %r' % (header, req))
+
+        for path in ('/length', '/eof'):
+            r = http_get('-t', '10000', base + path)
+            check(r.returncode == 0 and r.stdout == srv.body, '%s: %r' % (path, r.stderr))
+        r = http_get(base + '/interim')
+        check(r.returncode == 0 and r.stdout == b'hello' and b'103 Early' in r.stderr, repr(r))
+        r = http_get(base + '/nobody')
+        check(r.returncode == 0 and r.stdout == b'', repr(r))
+        r = http_get(base + '/404')
+        check(r.returncode == 0 and r.stdout == b'not found', repr(r))
+        r = http_get(base + '?x=1')
+        check(srv.requests[-1].startswith(b'GET /?x=1 HTTP/1.1\r\n'), repr(srv.requests[-1]))
+
+        for path, words in (('/truncated', b'truncated'), ('/garbage', b'malformed'),
+                            ('/badchunk', b'chunk size'), ('/cutchunk', b'truncated'),
+                            ('/silent', b'timed out')):
+            r = http_get('-t', '500', base + path)
+            check(r.returncode == 1, '%s: exit %d: %r' % (path, r.returncode, r.stderr))
+            last = r.stderr.splitlines()[-1] if r.stderr else b''
+            check(last.startswith(b'http-get: ') and words in last, '%s: %r' % (path, r.stderr))
+    finally:
+        srv.close()
+
+    if have_ipv6_loopback():
+        srv = TinyHTTP(socket.AF_INET6, '::1')
+        try:
+            r = http_get('http://[::1]:%d/chunked' % srv.port)
+            check(r.returncode == 0 and r.stdout == srv.body, repr(r.stderr))
+            check(b'\r\nHost: [::1]:%d\r\n' % srv.port in srv.requests[-1],
+                  repr(srv.requests[-1]))
+        finally:
+            srv.close()
+
+
+# ------------------------------------------------------- usage and failures
+
+def test_usage():
+    """-h/--help: usage on stdout, 0. Bad usage: usage on stderr, 2."""
+    for key in ('client', 'echo', 'hello', 'http'):
+        for flag in ('-h', '--help'):
+            r = run([*PROGS[key], flag])
+            check(r.returncode == 0 and r.stdout.startswith(b'usage: ') and r.stderr == b'',
+                  '%s %s: %r' % (key, flag, r))
+        r = run([*PROGS[key], '-Z'])
+        check(r.returncode == 2 and b'usage: ' in r.stderr and r.stdout == b'',
+              '%s -Z: %r' % (key, r))
+    bad = [('client', '-p', '0'), ('client', '-p', 'x'), ('client', '-p', '65536'),
+           ('client', '-t', '0'), ('client', '-t', 'soon'), ('client', '-H'),
+           ('echo', '-p', '65536'), ('echo', '-p', '-1'), ('echo', '-m', '0'),
+           ('echo', 'extra'), ('hello', '-p', 'x'), ('hello', 'extra'),
+           ('http',), ('http', 'http://a/', 'http://b/'), ('http', '-t', '-5', 'http://a/')]
+    for key, *args in bad:
+        r = run([*PROGS[key], *args])
+        check(r.returncode == 2 and b'usage: ' in r.stderr, '%s %s: %r' % (key, args, r))
+    urls = {'https://example.com/': b'TLS is not supported yet',
+            'ftp://example.com/': b'only http://', 'example.com': b'only http://',
+            'http://': b'no host', 'http:///path': b'no host', 'http://:80/': b'no host',
+            'http://[::1/': b"'['", 'http://::1/': b'brackets', 'http://[127.0.0.1]/': b'IPv6',
+            'http://h:99999/': b'bad port', 'http://h:0/': b'bad port', 'http://h:8x/': b'port',
+            'http://u:pw@h/': b'user', 'http://h/a b': b'spaces', 'http://h/a\r\nX: y': b'control'}
+    for url, words in urls.items():
+        r = run([*PROGS['http'], url])
+        check(r.returncode == 2 and words in r.stderr and r.stdout == b'', '%r: %r' % (url, r))
+
+
+def test_refused():
+    """Nobody listening: exit 1 with PROGRAM: connect: ... refused."""
+    hold = reserved_port()
+    port = hold.getsockname()[1]
+    try:
+        for key, *args in (('client', '-H', '127.0.0.1', '-p', str(port), 'hi'),
+                           ('client', '-p', str(port)),
+                           ('http', 'http://127.0.0.1:%d/' % port)):
+            argv = [*PROGS[key], *args]
+            r = run(argv, input=b'')
+            prog = NAMES[key].encode()
+            check(r.returncode == 1, '%r: exit %d' % (argv, r.returncode))
+            check(r.stderr.startswith(prog + b': connect: ') and b'refused' in r.stderr,
+                  '%r: %r' % (argv, r.stderr))
+            check(r.stderr.count(b'\n') == 1 and r.stdout == b'', repr(r))
+        # A server whose port is taken by a listening socket.
+        hold.listen(1)
+        for key in ('echo', 'hello'):
+            r = run([*PROGS[key], '-p', str(port)])
+            check(r.returncode == 1 and r.stdout == b'', '%s: %r' % (key, r))
+            check(r.stderr.startswith(NAMES[key].encode() + b': listen: ')
+                  and b'in use' in r.stderr, repr(r.stderr))
+    finally:
+        hold.close()
+
+
+# --------------------------------------------------------------- outside build
+
+def test_outside():
+    """Install the library to a temporary root and build client.c against it
+    with pkg-config, exactly as a user would; run it against echo-server."""
+    build_root, source_root, meson, cc, pkgconf = sys.argv[6:11]
+    dest = os.path.join(TMP, 'root')
+    r = run([meson, 'install', '-C', build_root, '--no-rebuild', '--destdir', dest,
+             '--quiet'], timeout=120)
+    check(r.returncode == 0, 'meson install failed: %r' % (r.stdout + r.stderr)[-2000:])
+    pcs = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == 'libtcpkit.pc']
+    check(len(pcs) == 1, 'libtcpkit.pc installed %d times' % len(pcs))
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]),
+               PKG_CONFIG_SYSROOT_DIR=dest, PKG_CONFIG_LIBDIR=os.path.dirname(pcs[0]))
+    r = run([pkgconf, '--cflags', '--libs', 'libtcpkit'], env=env)
+    check(r.returncode == 0, 'pkg-config: %r' % r.stderr)
+    flags = r.stdout.decode().split()
+    check(any(f.startswith('-I' + dest) for f in flags), 'no -I into the root: %r' % flags)
+    libdirs = [f[2:] for f in flags if f.startswith('-L' + dest)]
+    check(libdirs, 'no -L into the root: %r' % flags)
+
+    exe = os.path.join(TMP, 'client')
+    src = os.path.join(source_root, 'examples', 'client.c')
+    r = run(cc.split() + ['-std=c11', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-o', exe,
+                          src] + flags, timeout=120)
+    check(r.returncode == 0, 'compiling client.c failed: %r' % r.stderr)
+    # The other examples compile the same way.
+    for name in ('echo-server', 'hello-server', 'http-get'):
+        r = run(cc.split() + ['-std=c11', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-o',
+                              os.path.join(TMP, name),
+                              os.path.join(source_root, 'examples', name + '.c')] + flags,
+                timeout=120)
+        check(r.returncode == 0, 'compiling %s.c failed: %r' % (name, r.stderr))
+
+    run_env = dict(os.environ, LD_LIBRARY_PATH=':'.join(libdirs))
+    r = run(['ldd', exe], env=run_env)
+    check(r.returncode == 0 and dest.encode() in r.stdout,
+          'client does not load the installed library: %r' % r.stdout)
+    data = os.urandom(1 << 20)
+    with Server(PROGS['echo']) as srv:
+        r = run([exe, '-p', str(srv.port)], input=data, env=run_env, timeout=120)
+        check(r.returncode == 0 and r.stdout == data, 'outside client: %r' % r.stderr)
+        srv.stop()
+
+
+TESTS = {
+    'echo-bulk': test_echo_bulk,
+    'echo-many': test_echo_many,
+    'echo-abort': test_echo_abort,
+    'echo-limit': test_echo_limit,
+    'hello': test_hello,
+    'signals': test_signals,
+    'http-file': test_http_file,
+    'http-chunked': test_http_chunked,
+    'usage': test_usage,
+    'refused': test_refused,
+    'outside': test_outside,
+}
+
+
+def main():
+    global TMP
+    if len(sys.argv) < 6 or sys.argv[1] not in TESTS:
+        sys.stderr.write('usage: driver.py {%s} CLIENT ECHO HELLO HTTP [...]\n' %
+                         ','.join(TESTS))
+        return 2
+    test = sys.argv[1]
+    under_valgrind = os.environ.get('TCPKIT_UNDER_VALGRIND') == '1'
+    for key, path in zip(('client', 'echo', 'hello', 'http'), sys.argv[2:6]):
+        NAMES[key] = os.path.basename(path)
+        wrap = under_valgrind and (key in ('echo', 'hello') or test not in UNWRAPPED_CLIENTS)
+        PROGS[key] = (VALGRIND if wrap else []) + [path]
+    # Python ignores SIGPIPE in this process (its own socket writes to a
+    # peer that went away raise an exception instead), but it restores the
+    # default disposition in every program it starts: the examples run with
+    # SIGPIPE at its default, so a send without MSG_NOSIGNAL would kill them.
+    with tempfile.TemporaryDirectory(prefix='tk-examples-') as tmp:
+        TMP = tmp
+        try:
+            TESTS[sys.argv[1]]()
+        except Failure as e:
+            print('FAIL: %s: %s' % (sys.argv[1], e))
+            return 1
+        except subprocess.TimeoutExpired as e:
+            print('FAIL: %s: timed out: %s' % (sys.argv[1], e))
+            return 1
+    print('PASS: %s' % sys.argv[1])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
