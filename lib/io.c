@@ -35,6 +35,8 @@ static size_t rbuf_take(tcpkit_conn *c, void *buf, size_t cap)
     size_t n = rbuf_avail(c);
     if (n > cap)
         n = cap;
+    if (n == 0)
+        return 0; /* rbuf may still be NULL */
     memcpy(buf, c->rbuf + c->rstart, n);
     c->rstart += n;
     if (c->rstart == c->rend)
@@ -269,7 +271,7 @@ tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
     for (;;) {
         size_t avail = rbuf_avail(c);
         size_t look = avail < limit ? avail : limit;
-        const char *base = c->rbuf + c->rstart;
+        const char *base = c->rbuf ? c->rbuf + c->rstart : NULL;
         const char *nl = look > scanned ? memchr(base + scanned, '\n', look - scanned) : NULL;
         if (nl)
             return line_out(c, buf, (size_t)(nl - base) + 1, len, TCPKIT_OK);

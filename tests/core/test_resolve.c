@@ -1,0 +1,476 @@
+/* Name resolution and Happy Eyeballs, inside a private network namespace.
+ *
+ * main() moves the process into a new network namespace with only loopback
+ * before anything runs, so no lookup (a DNS query included) can leave the
+ * machine; the suite exits 77 ("skipped") where that is impossible. Every
+ * lookup test also asserts it still runs in that namespace.
+ *
+ * When a private mount namespace is available too, /etc/hosts and
+ * /etc/resolv.conf are replaced (bind mounts visible to this process only)
+ * with names that map to several loopback addresses, so the Happy Eyeballs
+ * race can be driven: one address refused, black-holed (a listener whose
+ * backlog is full drops SYNs) or accepting. Those tests are skipped without
+ * the override.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool hosts_overridden;
+
+static const char hosts_text[] = "127.0.0.1 localhost\n"
+                                 "::1 localhost\n"
+                                 "::1 tk-dual\n"
+                                 "127.0.0.1 tk-dual\n";
+
+/* Bind-mounts a file holding text over path (private mount namespace). */
+static bool override_file(const char *path, const char *text)
+{
+    char tmp[] = "/tmp/tk-resolve-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len;
+    fchmod(fd, 0644);
+    close(fd);
+    ok = ok && mount(tmp, path, "none", MS_BIND, NULL) == 0;
+    unlink(tmp);
+    return ok;
+}
+
+static bool override_hosts(void)
+{
+    if (unshare(CLONE_NEWNS) != 0)
+        return false;
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+        return false;
+    /* DNS, if a lookup ever gets that far, goes to loopback in this
+     * namespace, where nothing answers. */
+    if (!override_file("/etc/resolv.conf", "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"))
+        return false;
+    return override_file("/etc/hosts", hosts_text);
+}
+
+static void require_netns(void)
+{
+    ck_assert_msg(tk_in_private_netns(), "not in the private network namespace: refusing to "
+                                         "look names up");
+}
+
+static bool need_hosts(const char *test)
+{
+    if (hosts_overridden && tk_have_ipv6())
+        return true;
+    fprintf(stderr, "SKIP %s: no private /etc/hosts or no IPv6 loopback\n", test);
+    return false;
+}
+
+static tcpkit_opts *opts_with(int connect_timeout, int fallback_delay)
+{
+    tcpkit_opts *o = NULL;
+    ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_opts_set_connect_timeout(o, connect_timeout), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_opts_set_fallback_delay(o, fallback_delay), TCPKIT_OK);
+    return o;
+}
+
+/* A socket holding ip:port bound but not listening: connections there are
+ * refused. Returns -1 if the port is taken on that address. */
+static int hold_refused(const char *ip, int port)
+{
+    int family = strchr(ip, ':') ? AF_INET6 : AF_INET;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    int one = 1;
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof *a;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- lookups that fail ---- */
+
+START_TEST(unresolvable_name)
+{
+    require_netns();
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    tcpkit_err e = tcpkit_connect(&c, "nonexistent.invalid", "80", NULL);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "got %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_ptr_null(c);
+    const char *m = tcpkit_last_error();
+    ck_assert_msg(strstr(m, "nonexistent.invalid") != NULL, "name missing from: %s", m);
+    ck_assert_msg(strstr(m, "lookup") != NULL, "not a lookup message: %s", m);
+    /* The text comes from gai_strerror, not from errno. */
+    ck_assert_msg(strstr(m, "Success") == NULL, "errno text in: %s", m);
+
+    tcpkit_listener *l = (tcpkit_listener *)&l;
+    e = tcpkit_listen(&l, "nonexistent.invalid", "0", NULL);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "listen: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_ptr_null(l);
+}
+END_TEST
+
+START_TEST(unknown_service)
+{
+    require_netns();
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", "tk-no-such-service", NULL);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "got %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_ptr_null(c);
+    tcpkit_listener *l = (tcpkit_listener *)&l;
+    e = tcpkit_listen(&l, "127.0.0.1", "tk-no-such-service", NULL);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "listen: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_ptr_null(l);
+}
+END_TEST
+
+START_TEST(known_service_name)
+{
+    require_netns();
+    if (getservbyname("http", "tcp") == NULL) {
+        fprintf(stderr, "SKIP known_service_name: no /etc/services entry for http\n");
+        return;
+    }
+    /* Nothing listens on port 80 in this namespace: refused, on port 80. */
+    tcpkit_conn *c = NULL;
+    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", "http", NULL);
+    ck_assert_msg(e == TCPKIT_EREFUSED, "got %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_msg(strstr(tcpkit_last_error(), "port 80") != NULL, "message: %s",
+                  tcpkit_last_error());
+}
+END_TEST
+
+START_TEST(excluded_family_literal)
+{
+    require_netns();
+    tcpkit_opts *v4 = NULL, *v6 = NULL;
+    ck_assert_int_eq(tcpkit_opts_new(&v4), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_opts_new(&v6), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_opts_set_family(v4, TCPKIT_FAMILY_IPV4), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_opts_set_family(v6, TCPKIT_FAMILY_IPV6), TCPKIT_OK);
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", "80", v6);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "v6-only to 127.0.0.1: %s (%s)", tcpkit_strerror(e),
+                  tcpkit_last_error());
+    ck_assert_ptr_null(c);
+    c = (tcpkit_conn *)&c;
+    e = tcpkit_connect(&c, "::1", "80", v4);
+    ck_assert_msg(e == TCPKIT_ERESOLVE, "v4-only to ::1: %s (%s)", tcpkit_strerror(e),
+                  tcpkit_last_error());
+    ck_assert_ptr_null(c);
+    tcpkit_opts_free(v4);
+    tcpkit_opts_free(v6);
+}
+END_TEST
+
+/* ---- names with several addresses (private /etc/hosts) ---- */
+
+static void accept_one_and_check_peer(tcpkit_listener *l, tcpkit_conn *c, const char *peer)
+{
+    char buf[TCPKIT_ADDRSTRLEN];
+    ck_assert_int_eq(tcpkit_conn_peer(c, buf, sizeof buf), TCPKIT_OK);
+    ck_assert_str_eq(buf, peer);
+    tcpkit_conn *s = NULL;
+    ck_assert_int_eq(tcpkit_accept(l, &s, 5000 * tk_time_scale()), TCPKIT_OK);
+    tcpkit_close(s);
+    tcpkit_close(c);
+}
+
+START_TEST(localhost_both_families)
+{
+    require_netns();
+    if (!need_hosts("localhost_both_families"))
+        return;
+    const char *hosts[] = {"127.0.0.1", "::1"};
+    for (int i = 0; i < 2; i++) {
+        tcpkit_listener *l = tk_listen_loopback(hosts[i]);
+        char port[16], peer[80];
+        tk_port_str(l, port, sizeof port);
+        snprintf(peer, sizeof peer, i == 0 ? "127.0.0.1:%s" : "[::1]:%s", port);
+        tcpkit_conn *c = NULL;
+        tcpkit_err e = tcpkit_connect(&c, "localhost", port, NULL);
+        ck_assert_msg(e == TCPKIT_OK, "localhost to %s listener: %s (%s)", hosts[i],
+                      tcpkit_strerror(e), tcpkit_last_error());
+        accept_one_and_check_peer(l, c, peer);
+        tcpkit_listener_close(l);
+    }
+}
+END_TEST
+
+START_TEST(family_restriction_by_name)
+{
+    require_netns();
+    if (!need_hosts("family_restriction_by_name"))
+        return;
+    const tcpkit_family fam[] = {TCPKIT_FAMILY_IPV4, TCPKIT_FAMILY_IPV6};
+    const char *fmt[] = {"127.0.0.1:%d", "[::1]:%d"};
+    /* A dual-stack listener: the family of the client shows which address
+     * was used. */
+    tcpkit_listener *l = tk_listen_loopback("::");
+    int port = tcpkit_listener_port(l);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    for (int i = 0; i < 2; i++) {
+        tcpkit_opts *o = NULL;
+        ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
+        ck_assert_int_eq(tcpkit_opts_set_family(o, fam[i]), TCPKIT_OK);
+        tcpkit_conn *c = NULL;
+        tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
+        tcpkit_opts_free(o);
+        ck_assert_msg(e == TCPKIT_OK, "%s", tcpkit_last_error());
+        char peer[80];
+        snprintf(peer, sizeof peer, fmt[i], port);
+        accept_one_and_check_peer(l, c, peer);
+    }
+    tcpkit_listener_close(l);
+}
+END_TEST
+
+START_TEST(listen_on_name_prefers_ipv4)
+{
+    require_netns();
+    if (!need_hosts("listen_on_name_prefers_ipv4"))
+        return;
+    tcpkit_listener *l = NULL;
+    ck_assert_int_eq(tcpkit_listen(&l, "tk-dual", "0", NULL), TCPKIT_OK);
+    char addr[TCPKIT_ADDRSTRLEN], expect[80];
+    ck_assert_int_eq(tcpkit_listener_addr(l, addr, sizeof addr), TCPKIT_OK);
+    snprintf(expect, sizeof expect, "127.0.0.1:%d", tcpkit_listener_port(l));
+    ck_assert_str_eq(addr, expect);
+    tcpkit_listener_close(l);
+}
+END_TEST
+
+/* One address refused, the other accepting: the refusal starts the next
+ * attempt at once, long before the (large) fallback delay. */
+START_TEST(he_refused_then_next_at_once)
+{
+    require_netns();
+    if (!need_hosts("he_refused_then_next_at_once"))
+        return;
+    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    int port = tcpkit_listener_port(l);
+    int hold = hold_refused("::1", port);
+    ck_assert_int_ge(hold, 0);
+    tcpkit_opts *o = opts_with(-1, 5000);
+    char ps[16], peer[40];
+    snprintf(ps, sizeof ps, "%d", port);
+    tcpkit_conn *c = NULL;
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
+    int64_t el = tk_now_ms() - t0;
+    tcpkit_opts_free(o);
+    close(hold);
+    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_msg(el < 1000 * tk_time_scale(), "took %lld ms: waited for the fallback delay?",
+                  (long long)el);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
+    accept_one_and_check_peer(l, c, peer);
+    tcpkit_listener_close(l);
+}
+END_TEST
+
+/* One address black-holed: the next attempt starts after the fallback delay
+ * and wins; the hanging attempt is closed (the fd check sees a leak). */
+START_TEST(he_blackhole_then_fallback)
+{
+    require_netns();
+    if (!need_hosts("he_blackhole_then_fallback"))
+        return;
+    int port = 0;
+    int bh = tk_raw_listen("::1", 1, &port);
+    int fds[32];
+    int n = tk_fill_backlog("::1", port, fds, 32);
+    tcpkit_listener *l = NULL;
+    char ps[16], peer[40];
+    snprintf(ps, sizeof ps, "%d", port);
+    ck_assert_int_eq(tcpkit_listen(&l, "127.0.0.1", ps, NULL), TCPKIT_OK);
+
+    const int delay = 100;
+    tcpkit_opts *o = opts_with(10000 * tk_time_scale(), delay);
+    tcpkit_conn *c = NULL;
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
+    int64_t el = tk_now_ms() - t0;
+    tcpkit_opts_free(o);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(bh);
+    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_msg(el < delay + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
+    accept_one_and_check_peer(l, c, peer);
+    tcpkit_listener_close(l);
+}
+END_TEST
+
+START_TEST(he_all_refused_lists_every_attempt)
+{
+    require_netns();
+    if (!need_hosts("he_all_refused_lists_every_attempt"))
+        return;
+    int port = 0;
+    int lfd = tk_raw_listen("127.0.0.1", 1, &port);
+    close(lfd);
+    int h4 = hold_refused("127.0.0.1", port);
+    int h6 = hold_refused("::1", port);
+    ck_assert(h4 >= 0 && h6 >= 0);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, NULL);
+    close(h4);
+    close(h6);
+    ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_ptr_null(c);
+    const char *m = tcpkit_last_error();
+    char a4[64], a6[64];
+    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
+    snprintf(a6, sizeof a6, "::1 port %d", port);
+    ck_assert_msg(strstr(m, "tk-dual") != NULL, "host missing: %s", m);
+    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
+    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+}
+END_TEST
+
+/* Refused on one address, timed out on the other: refused is the more
+ * telling error, and both attempts are listed. */
+START_TEST(he_refused_beats_timeout)
+{
+    require_netns();
+    if (!need_hosts("he_refused_beats_timeout"))
+        return;
+    int port = 0;
+    int bh = tk_raw_listen("::1", 1, &port);
+    int fds[32];
+    int n = tk_fill_backlog("::1", port, fds, 32);
+    int h4 = hold_refused("127.0.0.1", port);
+    ck_assert_int_ge(h4, 0);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    const int timeout = 400;
+    tcpkit_opts *o = opts_with(timeout, 50);
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
+    int64_t el = tk_now_ms() - t0;
+    char m[1024];
+    snprintf(m, sizeof m, "%s", tcpkit_last_error());
+    tcpkit_opts_free(o);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(bh);
+    close(h4);
+    ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), m);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    char a4[64], a6[64];
+    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
+    snprintf(a6, sizeof a6, "::1 port %d", port);
+    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
+    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+}
+END_TEST
+
+/* Both addresses black-holed: the connect timeout bounds the whole race. */
+START_TEST(he_timeout_bounds_whole_race)
+{
+    require_netns();
+    if (!need_hosts("he_timeout_bounds_whole_race"))
+        return;
+    int port = 0;
+    int bh6 = tk_raw_listen("::1", 1, &port);
+    int bh4 = tk_raw_listen_port("127.0.0.1", port, 1);
+    ck_assert_int_ge(bh4, 0);
+    int fds[64];
+    int n = tk_fill_backlog("::1", port, fds, 32);
+    n += tk_fill_backlog("127.0.0.1", port, fds + n, 32);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    const int timeout = 400;
+    tcpkit_opts *o = opts_with(timeout, 100);
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
+    int64_t el = tk_now_ms() - t0;
+    char m[1024];
+    snprintf(m, sizeof m, "%s", tcpkit_last_error());
+    tcpkit_opts_free(o);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(bh4);
+    close(bh6);
+    ck_assert_msg(e == TCPKIT_ETIMEDOUT, "%s (%s)", tcpkit_strerror(e), m);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(el >= timeout - 5, "gave up after %lld ms, timeout %d", (long long)el, timeout);
+    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    char a4[64], a6[64];
+    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
+    snprintf(a6, sizeof a6, "::1 port %d", port);
+    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
+    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+}
+END_TEST
+
+int main(void)
+{
+    /* Before any thread exists (unshare of a user namespace needs that). */
+    if (!tk_enter_private_netns()) {
+        fprintf(stderr, "SKIP core-resolve: cannot create a private network namespace\n");
+        return 77;
+    }
+    hosts_overridden = override_hosts();
+    if (!hosts_overridden)
+        fprintf(stderr, "note: no private /etc/hosts; Happy Eyeballs tests skip\n");
+
+    Suite *s = suite_create("core-resolve");
+    TCase *tc = tk_tcase("lookup", 20);
+    tcase_add_test(tc, unresolvable_name);
+    tcase_add_test(tc, unknown_service);
+    tcase_add_test(tc, known_service_name);
+    tcase_add_test(tc, excluded_family_literal);
+    tcase_add_test(tc, localhost_both_families);
+    tcase_add_test(tc, family_restriction_by_name);
+    tcase_add_test(tc, listen_on_name_prefers_ipv4);
+    suite_add_tcase(s, tc);
+
+    tc = tk_tcase("happy-eyeballs", 20);
+    tcase_add_test(tc, he_refused_then_next_at_once);
+    tcase_add_test(tc, he_blackhole_then_fallback);
+    tcase_add_test(tc, he_all_refused_lists_every_attempt);
+    tcase_add_test(tc, he_refused_beats_timeout);
+    tcase_add_test(tc, he_timeout_bounds_whole_race);
+    suite_add_tcase(s, tc);
+    return tk_run_suite(s);
+}
