@@ -5,7 +5,8 @@
 #
 # Installs what it needs on Debian 12 (as root), builds with -Werror, runs
 # every Check suite, then runs the suite again under AddressSanitizer+UBSan
-# and under Valgrind memcheck. Ends with one line "N passed, M failed"
+# and under Valgrind memcheck, the threaded tests under ThreadSanitizer, and
+# each libFuzzer target for 30 s. Ends with one line "N passed, M failed"
 # counted from meson's test logs, and exits non-zero if M > 0 or N == 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,8 @@ setup() {
 run_tests() {
     local dir=$out/$1
     shift
-    echo "== meson test ($1 ${*:2})"
     echo "== meson test ($(basename "$dir") $*)"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || true
 }
 
 count_results() {
@@ -74,5 +75,31 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
     run_tests asan --no-suite nosan
 
 run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
+
+# ThreadSanitizer: the threaded tests (suite 'threads': tcpkit_serve and its
+# fault tests).
+setup tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false -Ddocs=disabled
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_tests tsan --suite threads
+
+# Fuzzing: clang + libFuzzer (tests/fuzz, doc/fuzzing.md), each target for
+# TCPKIT_FUZZ_SECONDS (30 s). Only the fuzz targets are built with clang. A
+# build that cannot produce them is recorded as a failed test, so the count
+# below shows it.
+fuzz_failed() {
+    mkdir -p "$out/fuzz/meson-logs"
+    echo "{\"name\": \"fuzz: $1\", \"result\": \"FAIL\"}" >>"$out/fuzz/meson-logs/testlog-fuzz-stage.json"
+    echo "== fuzz: $1"
+}
+fuzz_stage() {
+    local dir=$out/fuzz cc=clang
+    command -v clang >/dev/null || cc=clang-14
+    rm -rf "$dir"
+    CC=$cc meson setup "$dir" --werror -Dtests=enabled -Dexamples=false -Ddocs=disabled \
+        >"$out/fuzz.setup.log" 2>&1 || { cat "$out/fuzz.setup.log"; fuzz_failed "setup failed"; return; }
+    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args >"$out/fuzz.build.log" 2>&1 ||
+        { cat "$out/fuzz.build.log"; fuzz_failed "libFuzzer targets did not build"; return; }
+    run_tests fuzz --suite fuzz --no-rebuild
+}
+fuzz_stage
 
 count_results
