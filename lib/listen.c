@@ -173,6 +173,19 @@ static bool accept_error_is_transient(int e)
     }
 }
 
+/* Linux hands out a queued connection even when its client reset it before
+ * accept(); such a socket has ECONNRESET pending. One getsockopt() keeps
+ * that dead client from the caller, who gets the next live one instead. */
+static bool accepted_dead(int fd)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
 {
     if (out)
@@ -189,6 +202,8 @@ tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 && accepted_dead(fd))
+            continue;
         if (fd >= 0)
             return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->setup.io_timeout_ms, out);
         int e = errno;

@@ -1,6 +1,7 @@
 /* The options object: defaults and range-checked setters. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -27,7 +28,7 @@ tcpkit_err tcpkit_opts_new(tcpkit_opts **out)
         return tk_fail(TCPKIT_EINVAL, 0, "opts_new: out is NULL");
     *out = malloc(sizeof **out);
     if (!*out)
-        return tk_fail(TCPKIT_ENOMEM, 0, "opts_new: out of memory");
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "opts_new: out of memory");
     **out = tk_defaults;
     return TCPKIT_OK;
 }
