@@ -583,14 +583,20 @@ struct metric {
 enum { M_BULK64, M_BULK4, M_LAT50, M_LAT99, M_RPS50, M_RPS500, M_RSS500, M_CONNRATE, M_COUNT };
 
 static struct metric metrics[M_COUNT] = {
-    [M_BULK64] = {"bulk 64 KiB buffers", "MB/s", HIGHER, 0.97},
-    [M_BULK4] = {"bulk 4 KiB buffers", "MB/s", HIGHER, 0.97},
-    [M_LAT50] = {"ping-pong 1 conn p50", "us", LOWER, 1.05},
-    [M_LAT99] = {"ping-pong 1 conn p99", "us", LOWER, 0},
-    [M_RPS50] = {"ping-pong 50 conns", "req/s", HIGHER, 0.95},
-    [M_RPS500] = {"ping-pong 500 conns", "req/s", HIGHER, 0.95},
-    [M_RSS500] = {"  server peak RSS, 500 conns", "KiB", LOWER, 0},
-    [M_CONNRATE] = {"connect+accept+close", "conn/s", HIGHER, 0.90},
+    [M_BULK64] = {.name = "bulk 64 KiB buffers", .unit = "MB/s", .better = HIGHER, .target = 0.97},
+    [M_BULK4] = {.name = "bulk 4 KiB buffers", .unit = "MB/s", .better = HIGHER, .target = 0.97},
+    [M_LAT50] = {.name = "ping-pong 1 conn p50", .unit = "us", .better = LOWER, .target = 1.05},
+    [M_LAT99] = {.name = "ping-pong 1 conn p99", .unit = "us", .better = LOWER, .target = 0},
+    [M_RPS50] = {.name = "ping-pong 50 conns", .unit = "req/s", .better = HIGHER, .target = 0.95},
+    [M_RPS500] = {.name = "ping-pong 500 conns", .unit = "req/s", .better = HIGHER, .target = 0.95},
+    [M_RSS500] = {.name = "  server peak RSS, 500 conns",
+                  .unit = "KiB",
+                  .better = LOWER,
+                  .target = 0},
+    [M_CONNRATE] = {.name = "connect+accept+close",
+                    .unit = "conn/s",
+                    .better = HIGHER,
+                    .target = 0.90},
 };
 
 static void record(int m, bool tk, double v)
