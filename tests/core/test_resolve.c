@@ -86,6 +86,22 @@ static tcpkit_opts *opts_with(int connect_timeout, int fallback_delay)
     return o;
 }
 
+/* Connects to tk-dual:port with those timeouts; gives the result, the time
+ * it took and a copy of the message (later calls overwrite the original). */
+static tcpkit_err connect_dual(int port, int timeout, int fallback, tcpkit_conn **c,
+                               int64_t *elapsed, char *msg, size_t cap)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    tcpkit_opts *o = opts_with(timeout, fallback);
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(c, "tk-dual", ps, o);
+    *elapsed = tk_now_ms() - t0;
+    snprintf(msg, cap, "%s", tcpkit_last_error());
+    tcpkit_opts_free(o);
+    return e;
+}
+
 /* A socket holding ip:port bound but not listening: connections there are
  * refused. Returns -1 if the port is taken on that address. */
 static int hold_refused(const char *ip, int port)
@@ -377,17 +393,11 @@ START_TEST(he_refused_beats_timeout)
     int n = tk_fill_backlog("::1", port, fds, 32);
     int h4 = hold_refused("127.0.0.1", port);
     ck_assert_int_ge(h4, 0);
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
     const int timeout = 400;
-    tcpkit_opts *o = opts_with(timeout, 50);
     tcpkit_conn *c = (tcpkit_conn *)&c;
-    int64_t t0 = tk_now_ms();
-    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el;
     char m[1024];
-    snprintf(m, sizeof m, "%s", tcpkit_last_error());
-    tcpkit_opts_free(o);
+    tcpkit_err e = connect_dual(port, timeout, 50, &c, &el, m, sizeof m);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     close(bh);
@@ -416,17 +426,11 @@ START_TEST(he_timeout_bounds_whole_race)
     int fds[64];
     int n = tk_fill_backlog("::1", port, fds, 32);
     n += tk_fill_backlog("127.0.0.1", port, fds + n, 32);
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
     const int timeout = 400;
-    tcpkit_opts *o = opts_with(timeout, 100);
     tcpkit_conn *c = (tcpkit_conn *)&c;
-    int64_t t0 = tk_now_ms();
-    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el;
     char m[1024];
-    snprintf(m, sizeof m, "%s", tcpkit_last_error());
-    tcpkit_opts_free(o);
+    tcpkit_err e = connect_dual(port, timeout, 100, &c, &el, m, sizeof m);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     close(bh4);
