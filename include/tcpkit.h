@@ -74,21 +74,21 @@ extern "C" {
  * appended. tcpkit_strerror() names each one.
  */
 typedef enum tcpkit_err {
-    TCPKIT_OK = 0,          /**< Success. */
-    TCPKIT_EOF = 1,         /**< The peer closed its sending side (orderly end of stream). */
-    TCPKIT_EINVAL = 2,      /**< Bad argument or misuse (NULL handle, bad port, zero capacity). */
-    TCPKIT_ENOMEM = 3,      /**< Out of memory. */
-    TCPKIT_ERESOLVE = 4,    /**< Name or service lookup failed. */
-    TCPKIT_EREFUSED = 5,    /**< Connection refused. */
-    TCPKIT_EUNREACH = 6,    /**< Network or host unreachable. */
-    TCPKIT_ETIMEDOUT = 7,   /**< The call's timeout passed. */
-    TCPKIT_ERESET = 8,      /**< The peer reset the connection (`ECONNRESET`, `EPIPE`). */
-    TCPKIT_EADDRINUSE = 9,  /**< Address already in use. */
-    TCPKIT_EACCES = 10,     /**< Permission denied (e.g. a port below 1024). */
-    TCPKIT_ETOOBIG = 11,    /**< A bounded read reached its limit. */
-    TCPKIT_EMFILE = 12,     /**< Out of file descriptors (process or system). */
-    TCPKIT_ESHUTDOWN = 13,  /**< The listener was shut down. */
-    TCPKIT_ESYS = 14        /**< Any other OS error; tcpkit_last_errno() says which. */
+    TCPKIT_OK = 0,         /**< Success. */
+    TCPKIT_EOF = 1,        /**< The peer closed its sending side (orderly end of stream). */
+    TCPKIT_EINVAL = 2,     /**< Bad argument or misuse (NULL handle, bad port, zero capacity). */
+    TCPKIT_ENOMEM = 3,     /**< Out of memory. */
+    TCPKIT_ERESOLVE = 4,   /**< Name or service lookup failed. */
+    TCPKIT_EREFUSED = 5,   /**< Connection refused. */
+    TCPKIT_EUNREACH = 6,   /**< Network or host unreachable. */
+    TCPKIT_ETIMEDOUT = 7,  /**< The call's timeout passed. */
+    TCPKIT_ERESET = 8,     /**< The peer reset the connection (`ECONNRESET`, `EPIPE`). */
+    TCPKIT_EADDRINUSE = 9, /**< Address already in use. */
+    TCPKIT_EACCES = 10,    /**< Permission denied (e.g. a port below 1024). */
+    TCPKIT_ETOOBIG = 11,   /**< A bounded read reached its limit. */
+    TCPKIT_EMFILE = 12,    /**< Out of file descriptors (process or system). */
+    TCPKIT_ESHUTDOWN = 13, /**< The listener was shut down. */
+    TCPKIT_ESYS = 14       /**< Any other OS error; tcpkit_last_errno() says which. */
 } tcpkit_err;
 
 /** @brief Address family restriction for name resolution. */
@@ -590,8 +590,7 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
  */
-TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len,
-                                         size_t *sent);
+TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len, size_t *sent);
 
 /**
  * @brief Waits for at least one byte and returns what is there, up to @p cap.

@@ -106,8 +106,7 @@ tcpkit_err tk_check_port(const char *port, int min_port, const char *op);
 /* Formats "1.2.3.4:80" or "[::1%lo]:80"; an IPv4-mapped IPv6 address is
  * shown as plain IPv4. with_port false gives the bare address. Returns
  * the length, or -1 if it does not fit in cap (buf then holds ""). */
-int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, char *buf,
-                   size_t cap);
+int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, char *buf, size_t cap);
 
 /* Copies a formatted address into a caller's buffer with the contract's
  * rules (EINVAL when cap is too small, nothing written past cap). */
