@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "tcpkit.h"
@@ -69,6 +70,10 @@ void tk_pair(tcpkit_conn **client, tcpkit_conn **server);
 void tk_pair_raw(tcpkit_conn **client, int *server_fd);
 
 /* ---- raw sockets (blocking, close-on-exec; all ck_assert success) ---- */
+
+/* Fills ss with the loopback address of family (AF_INET: 127.0.0.1,
+ * AF_INET6: ::1) and port; returns its length. */
+socklen_t tk_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss);
 
 /* A blocking socket connected to ip:port (ip numeric, v4 or v6). */
 int tk_raw_connect(const char *ip, int port);

@@ -102,6 +102,16 @@ static tcpkit_err connect_dual(int port, int timeout, int fallback, tcpkit_conn 
     return e;
 }
 
+/* The failure message names the attempt on each address of tk-dual. */
+static void assert_both_attempts_listed(const char *m, int port)
+{
+    char a4[64], a6[64];
+    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
+    snprintf(a6, sizeof a6, "::1 port %d", port);
+    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
+    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+}
+
 /* A socket holding ip:port bound but not listening: connections there are
  * refused. Returns -1 if the port is taken on that address. */
 static int hold_refused(const char *ip, int port)
@@ -113,21 +123,7 @@ static int hold_refused(const char *ip, int port)
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    }
+    socklen_t len = tk_loopback_sockaddr(family, port, &ss);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
         close(fd);
         return -1;
@@ -299,16 +295,12 @@ START_TEST(he_refused_then_next_at_once)
     int port = tcpkit_listener_port(l);
     int hold = hold_refused("::1", port);
     ck_assert_int_ge(hold, 0);
-    tcpkit_opts *o = opts_with(-1, 5000);
-    char ps[16], peer[40];
-    snprintf(ps, sizeof ps, "%d", port);
+    char peer[40], m[1024];
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
-    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
-    int64_t el = tk_now_ms() - t0;
-    tcpkit_opts_free(o);
+    int64_t el;
+    tcpkit_err e = connect_dual(port, -1, 5000, &c, &el, m, sizeof m);
     close(hold);
-    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_msg(el < 1000 * tk_time_scale(), "took %lld ms: waited for the fallback delay?",
                   (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
@@ -334,16 +326,14 @@ START_TEST(he_blackhole_then_fallback)
     ck_assert_int_eq(tcpkit_listen(&l, "127.0.0.1", ps, NULL), TCPKIT_OK);
 
     const int delay = 100;
-    tcpkit_opts *o = opts_with(10000 * tk_time_scale(), delay);
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
-    tcpkit_err e = tcpkit_connect(&c, "tk-dual", ps, o);
-    int64_t el = tk_now_ms() - t0;
-    tcpkit_opts_free(o);
+    int64_t el;
+    char m[1024];
+    tcpkit_err e = connect_dual(port, 10000 * tk_time_scale(), delay, &c, &el, m, sizeof m);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     close(bh);
-    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_msg(el < delay + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
     accept_one_and_check_peer(l, c, peer);
@@ -371,12 +361,8 @@ START_TEST(he_all_refused_lists_every_attempt)
     ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_ptr_null(c);
     const char *m = tcpkit_last_error();
-    char a4[64], a6[64];
-    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
-    snprintf(a6, sizeof a6, "::1 port %d", port);
     ck_assert_msg(strstr(m, "tk-dual") != NULL, "host missing: %s", m);
-    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
-    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+    assert_both_attempts_listed(m, port);
 }
 END_TEST
 
@@ -405,11 +391,7 @@ START_TEST(he_refused_beats_timeout)
     ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_ptr_null(c);
     ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
-    char a4[64], a6[64];
-    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
-    snprintf(a6, sizeof a6, "::1 port %d", port);
-    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
-    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+    assert_both_attempts_listed(m, port);
 }
 END_TEST
 
@@ -439,11 +421,7 @@ START_TEST(he_timeout_bounds_whole_race)
     ck_assert_ptr_null(c);
     ck_assert_msg(el >= timeout - 5, "gave up after %lld ms, timeout %d", (long long)el, timeout);
     ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
-    char a4[64], a6[64];
-    snprintf(a4, sizeof a4, "127.0.0.1 port %d", port);
-    snprintf(a6, sizeof a6, "::1 port %d", port);
-    ck_assert_msg(strstr(m, a4) != NULL, "'%s' missing: %s", a4, m);
-    ck_assert_msg(strstr(m, a6) != NULL, "'%s' missing: %s", a6, m);
+    assert_both_attempts_listed(m, port);
 }
 END_TEST
 
