@@ -321,8 +321,7 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
     if (fd < 0)
         return tk_fail(r.best, r.best_errno, "connect %s: %s", label, r.log);
 
-    struct tk_conn_setup s = {o->nodelay, o->keepalive_idle_s, o->io_timeout_ms};
-    tcpkit_err err = tk_apply_conn_options(fd, &s);
+    tcpkit_err err = tk_apply_conn_options(fd, o);
     if (err != TCPKIT_OK) {
         close(fd);
         return err;

@@ -29,13 +29,6 @@ struct tcpkit_opts {
     int fallback_delay_ms;
 };
 
-/* The per-connection settings a listener hands to every accepted conn. */
-struct tk_conn_setup {
-    bool nodelay;
-    int keepalive_idle_s;
-    int io_timeout_ms;
-};
-
 struct tcpkit_conn {
     int fd;
     int timeout_ms;
@@ -56,7 +49,9 @@ struct tcpkit_listener {
      * shutdown; writing it is async-signal-safe. */
     int wake_fd;
     atomic_bool shut;
-    struct tk_conn_setup setup;
+    /* Timeout of accepted conns; nodelay and keepalive need no copy here,
+     * the kernel passes them on from the listening socket. */
+    int io_timeout_ms;
 };
 
 /* ---- errors (lib/error.c) ---- */
@@ -115,7 +110,7 @@ tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, 
 
 /* Applies nodelay and keepalive to a socket (a connected one, or a
  * listening one whose accepted sockets inherit them). */
-tcpkit_err tk_apply_conn_options(int fd, const struct tk_conn_setup *s);
+tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o);
 
 /* Wraps a connected, non-blocking descriptor in a new conn. On ENOMEM the
  * descriptor is closed. */

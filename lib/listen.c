@@ -53,8 +53,7 @@ static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_liste
     /* Linux copies TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE from the
      * listening socket to every accepted one: set them once here instead
      * of paying a setsockopt() per accepted connection. */
-    struct tk_conn_setup setup = {o->nodelay, o->keepalive_idle_s, o->io_timeout_ms};
-    tcpkit_err err = tk_apply_conn_options(fd, &setup);
+    tcpkit_err err = tk_apply_conn_options(fd, o);
     if (err != TCPKIT_OK) {
         close(fd);
         return err;
@@ -72,7 +71,7 @@ static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_liste
     l->fd = fd;
     l->wake_fd = wake;
     atomic_init(&l->shut, false);
-    l->setup = setup;
+    l->io_timeout_ms = o->io_timeout_ms;
     *out = l;
     return TCPKIT_OK;
 }
@@ -205,7 +204,7 @@ tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
         if (fd >= 0 && accepted_dead(fd))
             continue;
         if (fd >= 0)
-            return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->setup.io_timeout_ms, out);
+            return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->io_timeout_ms, out);
         int e = errno;
         if (e == EAGAIN || e == EWOULDBLOCK) {
             tcpkit_err err = tk_wait(l->fd, POLLIN, l->wake_fd, &d, "accept");

@@ -95,16 +95,16 @@ tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, 
     return TCPKIT_OK;
 }
 
-tcpkit_err tk_apply_conn_options(int fd, const struct tk_conn_setup *s)
+tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o)
 {
     /* Fresh sockets have Nagle on and keepalive off: only "on" costs a
      * syscall. */
     int on = 1;
-    if (s->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0)
+    if (o->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0)
         return tk_fail_errno(errno, "setsockopt TCP_NODELAY");
-    if (s->keepalive_idle_s <= 0)
+    if (o->keepalive_idle_s <= 0)
         return TCPKIT_OK;
-    int idle = s->keepalive_idle_s > TK_MAX_KEEPIDLE ? TK_MAX_KEEPIDLE : s->keepalive_idle_s;
+    int idle = o->keepalive_idle_s > TK_MAX_KEEPIDLE ? TK_MAX_KEEPIDLE : o->keepalive_idle_s;
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
         return tk_fail_errno(errno, "setsockopt SO_KEEPALIVE");
     if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0)
