@@ -47,8 +47,9 @@ static size_t rbuf_take(tcpkit_conn *c, void *buf, size_t cap)
 /* ---- one receive or send with waiting ---- */
 
 /* recv() once, waiting (within d) while nothing is there. Returns OK with
- * *n > 0, EOF, or an error. The syscall comes first: poll() only after
- * EAGAIN. */
+ * *n > 0, EOF (not recorded as a failure: recv_all and a partial last line
+ * end successfully on it, and successful calls leave tcpkit_last_error()
+ * alone), or an error. The syscall comes first: poll() only after EAGAIN. */
 static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *d, size_t *n,
                             const char *op)
 {
@@ -60,7 +61,7 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
             return TCPKIT_OK;
         }
         if (r == 0)
-            return tk_fail(TCPKIT_EOF, 0, "%s: end of stream", op);
+            return TCPKIT_EOF; /* not recorded: end of stream is success for some */
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -126,6 +127,8 @@ tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
     size_t n;
     err = recv_some(c, buf, cap, &d, &n, "recv");
     set_out(got, n);
+    if (err == TCPKIT_EOF)
+        return tk_fail(TCPKIT_EOF, 0, "recv: end of stream");
     return err;
 }
 
@@ -290,6 +293,8 @@ tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
             return line_out(c, buf, rbuf_avail(c), len, TCPKIT_OK); /* partial last line */
         if (err == TCPKIT_ETIMEDOUT || err == TCPKIT_ESHUTDOWN)
             return err; /* nothing consumed: the next call resumes */
+        if (err == TCPKIT_EOF)
+            return tk_fail(TCPKIT_EOF, 0, "recv_line: end of stream");
         if (err != TCPKIT_OK)
             return line_out(c, buf, rbuf_avail(c), len, err);
     }

@@ -176,8 +176,13 @@ START_TEST(recv_all_until_eof)
     raw_send_and_close(fd, msg, sizeof msg);
     void *data = NULL;
     size_t len = 0;
+    /* A success, though it ends on EOF: the last failure's message stays. */
+    ck_assert_int_eq(tcpkit_recv(NULL, msg, 1, NULL), TCPKIT_EINVAL);
+    char before[256];
+    snprintf(before, sizeof before, "%s", tcpkit_last_error());
     /* Exactly max bytes is not "more than max". */
     ck_assert_int_eq(tcpkit_recv_all(c, &data, &len, sizeof msg), TCPKIT_OK);
+    ck_assert_str_eq(tcpkit_last_error(), before);
     ck_assert_ptr_nonnull(data);
     ck_assert_uint_eq(len, sizeof msg);
     ck_assert_int_eq(memcmp(data, msg, sizeof msg), 0);
@@ -283,14 +288,20 @@ START_TEST(recv_line_crlf_and_partial_last)
     char buf[64];
     size_t len = 0;
     const char *want[] = {"hello\r\n", "a\n", "\n", "last-no-newline"};
+    ck_assert_int_eq(tcpkit_recv_line(NULL, buf, sizeof buf, NULL), TCPKIT_EINVAL);
+    char before[256];
+    snprintf(before, sizeof before, "%s", tcpkit_last_error());
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &len), TCPKIT_OK);
+        /* The partial last line meets EOF, yet it is a success. */
+        ck_assert_str_eq(tcpkit_last_error(), before);
         ck_assert_str_eq(buf, want[i]);
         ck_assert_uint_eq(len, strlen(want[i]));
     }
     len = 99;
     ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &len), TCPKIT_EOF);
     ck_assert_uint_eq(len, 0);
+    ck_assert_ptr_nonnull(strstr(tcpkit_last_error(), "end of stream"));
     ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &len), TCPKIT_EOF);
     tcpkit_close(c);
 }
