@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Build the libtcpkit reference: run Doxygen, then give every function its
 own section-3 man page.
 

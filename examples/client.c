@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.c - a tiny netcat: connect to a TCP server, talk, print the replies.
  *

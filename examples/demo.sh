@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The libtcpkit demo: build everything, start echo-server, talk to it with
 # client, stop the server cleanly.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo-server.c - the Echo Protocol (RFC 862) on top of tcpkit_serve().
  *

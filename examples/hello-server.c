@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hello-server.c - the classic threaded tutorial server, done carefully.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http-get.c - fetch one http:// URL, like a very small curl.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file tcpkit.h
  * @brief libtcpkit: TCP for C programs, with Go-quality semantics.

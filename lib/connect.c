@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_connect: resolve a name, then race its addresses (RFC 8305). */
 #include "internal.h"
 

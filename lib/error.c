@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes, their names, and the thread-local record of the last failure. */
 #include "internal.h"
 

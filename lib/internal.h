@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal declarations shared by the library's source files. Nothing here is
  * exported: the build uses -fvisibility=hidden and lib/libtcpkit.map. */
 #ifndef TCPKIT_INTERNAL_H

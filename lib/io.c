@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sending and receiving on a connection, half-close, close and abort. */
 #include "internal.h"
 

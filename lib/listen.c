@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_listen, tcpkit_accept and shutdown. */
 #include "internal.h"
 

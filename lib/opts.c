@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The options object: defaults and range-checked setters. */
 #include "internal.h"
 

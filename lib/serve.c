@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_serve: an accept loop feeding a bounded pool of reused threads.
  *
  * The calling thread is the acceptor. It accepts only when a worker is free,

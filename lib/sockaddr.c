@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Port validation, address formatting and per-connection socket options. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Deadlines and the one place the library blocks: poll(). */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the libtcpkit Check suites (see helpers.h). */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the libtcpkit Check suites.
  *
  * Rules the helpers enforce (see notes in helpers.c):

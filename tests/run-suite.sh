@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite, as CI runs it (.ci/run calls this script).
 #
 #   bash tests/run-suite.sh

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libtcpkit vs hand-written socket code, interleaved in one run.
  *
  *   bench [--quick] [--rounds N] [--only NAME]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_connect on loopback: refused, localhost, timeouts, literals,
  * family restriction, argument checks. Name lookups that could reach a DNS
  * server live in test_resolve.c (private network namespace). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Errors, the thread-local error record, options and their effects, version. */
 #include "helpers.h"
 

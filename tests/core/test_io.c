@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sending and receiving on a connection: bulk data, the bounded reads,
  * lines, half-close, resets, timeouts, SIGPIPE. */
 #include "helpers.h"

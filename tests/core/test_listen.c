@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_listen, tcpkit_accept, tcpkit_listener_shutdown and the address
  * accessors. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every API function given NULL or out-of-range arguments: TCPKIT_EINVAL
  * (or the documented value), no crash, out-parameters cleared, a message,
  * errno 0, and the handles still usable afterwards. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Name resolution and Happy Eyeballs, inside a private network namespace.
  *
  * main() moves the process into a new network namespace with only loopback

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """End-to-end tests of the example programs in examples/.
 
     driver.py TEST CLIENT ECHO_SERVER HELLO_SERVER HTTP_GET [EXTRA...]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The syscall seam: __wrap_X for every call listed in meson.build's
  * --wrap options (see seam.h). Without rules every wrapper is a plain
  * forward to __real_X. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The syscall seam of the fault tests: deterministic faults without a
  * single hook in the library.
  *

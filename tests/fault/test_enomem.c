@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ENOMEM in every allocating path: the k-th allocation of a call fails,
  * for k = 1, 2, ... until the call makes no k-th allocation. Every time the
  * call must report TCPKIT_ENOMEM (or succeed, where the library can do

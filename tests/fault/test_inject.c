@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults a live peer cannot produce on demand, forced through the seam:
  * short writes, EAGAIN, EINTR on every blocking call, resets in the middle
  * of a send, 1-byte receives, EMFILE/ENFILE. Nothing may be lost,

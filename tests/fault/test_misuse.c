@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The misuse table: every public function with NULL handles, NULL
  * buffers, zero capacities, bad ports, an over-long host name, max 0,
  * timeouts below -1, and use after tcpkit_listener_shutdown. Each row must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Real peers misbehaving on loopback: resets mid-transfer, a peer that
  * never reads, clients that reset before accept, slow readers, oversize
  * senders, slow-loris clients, descriptor limits, busy ports, TIME_WAIT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The seam itself: the library's calls really go through the wrappers (a
  * fault test whose fault never fires proves nothing), and rules fire on
  * the calls they name, in the thread that set them. */

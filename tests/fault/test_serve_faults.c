@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_serve when the process runs out of descriptors, threads or
  * memory: it backs off (never spins), keeps the waiting client in the
  * backlog, serves again as soon as the resource is back, and shutdown

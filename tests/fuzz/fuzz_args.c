@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: argument handling of tcpkit_connect and tcpkit_listen
  * (host, port, options) with numeric hosts only.
  *

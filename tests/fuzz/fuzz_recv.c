@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the receive paths (recv, recv_line, recv_exact,
  * recv_all) fed an arbitrary byte stream in arbitrary chunks.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A stand-in for libFuzzer's driver: runs every file named on the command
  * line (or found in the directories named) through LLVMFuzzerTestOneInput
  * once. Any compiler builds it, so every CI stage (plain, ASan, Valgrind)

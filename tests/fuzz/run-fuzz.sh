@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs one libFuzzer target for a bounded time (meson test, suite 'fuzz').
 #   run-fuzz.sh TARGET-EXE SEED-DIR WORK-DIR
 # TCPKIT_FUZZ_SECONDS sets the time (default 30). New inputs go to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The ABI gate: compare the built libtcpkit.so with lib/libtcpkit.abi.
 
     check-abi.py check  ABIDIFF NM READELF BASELINE LIBRARY HEADERS_DIR

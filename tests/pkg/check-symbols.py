@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Symbols in the header, the version script and the library are one set.
 
     check-symbols.py NM READELF LIBRARY HEADER MAP

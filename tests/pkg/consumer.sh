@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # consumer.sh MODE MESON BUILD_ROOT SOURCE_ROOT PREFIX LIBDIR
 #
 # Builds and runs tests/pkg/consumer/main.c against libtcpkit the way a user

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # header-test.sh COMPILER LANG STD INCLUDE_DIR
 #
 # Compiles a translation unit that includes only <tcpkit.h> (first, so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One source of truth for the version: meson.build's project version
  * (passed in as TK_PROJECT_VERSION), the header's TCPKIT_VERSION_* macros
  * and the library's tcpkit_version() must all agree. */

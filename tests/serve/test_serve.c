@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpkit_serve: shutdown with idle clients, queueing at max_conns, signals,
  * bad arguments, EMFILE back-off, and no leaked descriptors or threads. */
 #include "helpers.h"

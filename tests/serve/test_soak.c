@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Soak: 2,000 connections through tcpkit_serve, many of them misbehaving
  * (early disconnects, resets before, during and after requests, readers
  * that vanish mid-response). The server must serve every well-behaved

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Counting this process's threads, for the serve tests' leak checks. */
 #include "thread_count.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread counting for the tcpkit_serve tests: every case checks that the
  * workers it caused are gone again. */
 #ifndef TK_THREAD_COUNT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny program built against an installed libtcpkit by the consumer
  * tests (pkg-config, CMake, Meson subproject): prints the library version
  * and sends one line over a loopback connection. Exit status 0 on success. */
