@@ -47,6 +47,14 @@ const char *tcpkit_strerror(tcpkit_err e)
         return "listener shut down";
     case TCPKIT_ESYS:
         return "system error";
+    case TCPKIT_ETLS:
+        return "TLS failure";
+    case TCPKIT_ECERT:
+        return "certificate not accepted";
+    case TCPKIT_ENOTSUP:
+        return "not supported";
+    case TCPKIT_ECANCELED:
+        return "canceled";
     }
     return "unknown error";
 }
