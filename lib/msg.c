@@ -57,7 +57,7 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
     if (max == 0)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_msg: max is 0");
     tk_deadline d = tk_deadline_make(c->timeout_ms);
-    uint32_t n;
+    uint32_t n = 0;
     tcpkit_err err = recv_header(c, &d, &n);
     if (err != TCPKIT_OK)
         return err;
