@@ -56,9 +56,12 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_msg: %s is NULL", c ? "data" : "conn");
     if (max == 0)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_msg: max is 0");
+    tcpkit_err err = tk_conn_check(c, "recv_msg");
+    if (err != TCPKIT_OK)
+        return err;
     tk_deadline d = tk_deadline_make(c->timeout_ms);
     uint32_t n = 0;
-    tcpkit_err err = recv_header(c, &d, &n);
+    err = recv_header(c, &d, &n);
     if (err != TCPKIT_OK)
         return err;
     if (n > max) {
