@@ -214,6 +214,72 @@ START_TEST(conn_bad_arguments)
 }
 END_TEST
 
+/* The 1.1 functions (deadlines, cancel, framing, vectors, files,
+ * adoption, local address). */
+START_TEST(api_1_1)
+{
+    size_t n = 99;
+    void *data = SENTINEL;
+    struct iovec iov = {"x", 1};
+    EXPECT_EINVAL(tcpkit_conn_set_deadline(NULL, 0));
+    tcpkit_conn_cancel(NULL);
+    ck_assert_uint_eq(tcpkit_conn_buffered(NULL), 0);
+    EXPECT_EINVAL(tcpkit_send_msg(NULL, "x", 1, &n));
+    ck_assert_uint_eq(n, 0);
+    n = 99;
+    EXPECT_EINVAL(tcpkit_recv_msg(NULL, &data, &n, 10));
+    ck_assert_ptr_null(data);
+    ck_assert_uint_eq(n, 0);
+    n = 99;
+    EXPECT_EINVAL(tcpkit_sendv(NULL, &iov, 1, &n));
+    ck_assert_uint_eq(n, 0);
+    n = 99;
+    EXPECT_EINVAL(tcpkit_sendfile(NULL, 0, 0, 1, &n));
+    ck_assert_uint_eq(n, 0);
+    tcpkit_conn *c = SENTINEL;
+    EXPECT_EINVAL(tcpkit_conn_from_fd(NULL, 0, NULL));
+    EXPECT_EINVAL(tcpkit_conn_from_fd(&c, -1, NULL));
+    ck_assert_ptr_null(c);
+    tcpkit_listener *l = SENTINEL;
+    EXPECT_EINVAL(tcpkit_listener_from_fd(NULL, 0, NULL));
+    EXPECT_EINVAL(tcpkit_listener_from_fd(&l, -1, NULL));
+    ck_assert_ptr_null(l);
+    EXPECT_EINVAL(tcpkit_opts_set_local_addr(NULL, "127.0.0.1", NULL));
+
+    tcpkit_conn *s;
+    tk_pair(&c, &s);
+    ck_assert_int_eq(tcpkit_send_all(s, "data\n", 5, NULL), TCPKIT_OK);
+    EXPECT_EINVAL(tcpkit_conn_set_deadline(c, -2));
+    EXPECT_EINVAL(tcpkit_conn_set_deadline(c, INT_MIN));
+    n = 99;
+    EXPECT_EINVAL(tcpkit_send_msg(c, NULL, 1, &n));
+    ck_assert_uint_eq(n, 0);
+    data = SENTINEL;
+    EXPECT_EINVAL(tcpkit_recv_msg(c, &data, &n, 0));
+    ck_assert_ptr_null(data);
+    EXPECT_EINVAL(tcpkit_recv_msg(c, NULL, &n, 10));
+    EXPECT_EINVAL(tcpkit_sendv(c, NULL, 1, &n));
+    EXPECT_EINVAL(tcpkit_sendv(c, &iov, -1, &n));
+    EXPECT_EINVAL(tcpkit_sendv(c, &iov, 1025, &n));
+    EXPECT_EINVAL(tcpkit_sendfile(c, -1, 0, 1, &n));
+    EXPECT_EINVAL(tcpkit_sendfile(c, tcpkit_conn_fd(s), 0, 1, &n)); /* not a file */
+    tcpkit_opts *o;
+    ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
+    EXPECT_EINVAL(tcpkit_opts_set_local_addr(o, "localhost", NULL));
+    EXPECT_EINVAL(tcpkit_opts_set_local_addr(o, "", NULL));
+    EXPECT_EINVAL(tcpkit_opts_set_local_addr(o, "127.0.0.1", "65536"));
+    tcpkit_opts_free(o);
+
+    /* Nothing was consumed or broken by the rejected calls. */
+    char buf[16];
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, 5000 * tk_time_scale()), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &n), TCPKIT_OK);
+    ck_assert_str_eq(buf, "data\n");
+    tcpkit_close(c);
+    tcpkit_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core-misuse");
@@ -224,6 +290,7 @@ int main(void)
     tcase_add_test(tc, listener_args);
     tcase_add_test(tc, conn_null_handle);
     tcase_add_test(tc, conn_bad_arguments);
+    tcase_add_test(tc, api_1_1);
     suite_add_tcase(s, tc);
     return tk_run_suite(s);
 }
