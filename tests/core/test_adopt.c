@@ -244,7 +244,7 @@ START_TEST(unix_listener_and_conns)
     ck_assert_int_eq(listen(lfd, 4), 0);
     tcpkit_listener *l = NULL;
     ck_assert_int_eq(tcpkit_listener_from_fd(&l, lfd, NULL), TCPKIT_OK);
-    char buf[TCPKIT_ADDRSTRLEN], want[TCPKIT_ADDRSTRLEN];
+    char buf[TCPKIT_ADDRSTRLEN], want[sizeof sun.sun_path + 8];
     snprintf(want, sizeof want, "unix:%s", sun.sun_path);
     ck_assert_int_eq(tcpkit_listener_addr(l, buf, sizeof buf), TCPKIT_OK);
     ck_assert_str_eq(buf, want);
