@@ -53,9 +53,9 @@ START_TEST(deadline_bounds_a_slow_drip)
     tk_pair_raw(&c, &p.fd);
     /* Every single call succeeds well within its 2 s timeout... */
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, scaled(2000)), TCPKIT_OK);
+    int64_t t0 = tk_now_ms();
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, 600), TCPKIT_OK);
     tk_peer_start(&p, drip_fn);
-    int64_t t0 = tk_now_ms();
     tcpkit_err e;
     int bytes = 0;
     char ch;
@@ -126,8 +126,8 @@ START_TEST(deadline_earlier_of_the_two_wins)
     ck_assert_msg(!last_error_has("deadline"), "%s", tcpkit_last_error());
     /* The deadline is shorter. */
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, -1), TCPKIT_OK);
-    ck_assert_int_eq(tcpkit_conn_set_deadline(c, 200), TCPKIT_OK);
     t0 = tk_now_ms();
+    ck_assert_int_eq(tcpkit_conn_set_deadline(c, 200), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, sizeof buf, NULL), TCPKIT_ETIMEDOUT);
     ck_assert_int_ge(tk_now_ms() - t0, 150);
     ck_assert_msg(last_error_has("deadline"), "%s", tcpkit_last_error());
@@ -144,9 +144,9 @@ START_TEST(deadline_send_to_stalled_reader)
     size_t len = (size_t)64 << 20; /* more than any loopback buffer */
     char *big = calloc(1, len);
     ck_assert_ptr_nonnull(big);
-    ck_assert_int_eq(tcpkit_conn_set_deadline(c, 300), TCPKIT_OK);
     size_t sent = 0;
     int64_t t0 = tk_now_ms();
+    ck_assert_int_eq(tcpkit_conn_set_deadline(c, 300), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_send_all(c, big, len, &sent), TCPKIT_ETIMEDOUT);
     int64_t took = tk_now_ms() - t0;
     ck_assert_uint_gt(sent, 0);
@@ -171,10 +171,10 @@ START_TEST(deadline_on_accepted_conn)
     tcpkit_conn *c, *s;
     ck_assert_int_eq(tcpkit_connect(&c, "127.0.0.1", port, NULL), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_accept(l, &s, scaled(5000)), TCPKIT_OK);
-    ck_assert_int_eq(tcpkit_conn_set_deadline(s, 200), TCPKIT_OK);
     void *data = NULL;
     size_t len = 0;
     int64_t t0 = tk_now_ms();
+    ck_assert_int_eq(tcpkit_conn_set_deadline(s, 200), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_msg(s, &data, &len, 100), TCPKIT_ETIMEDOUT);
     ck_assert_ptr_null(data);
     ck_assert_int_ge(tk_now_ms() - t0, 150);
