@@ -886,8 +886,7 @@ TCPKIT_EXPORT void tcpkit_conn_cancel(tcpkit_conn *c);
  * @par Thread safety: one sender per connection at a time.
  * @since 1.1
  */
-TCPKIT_EXPORT tcpkit_err tcpkit_send_msg(tcpkit_conn *c, const void *buf, size_t len,
-                                         size_t *sent);
+TCPKIT_EXPORT tcpkit_err tcpkit_send_msg(tcpkit_conn *c, const void *buf, size_t len, size_t *sent);
 
 /**
  * @brief Receives one message sent by tcpkit_send_msg() into a new buffer.

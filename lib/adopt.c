@@ -59,7 +59,8 @@ static tcpkit_err take_flags(int fd, struct saved_flags *s, const char *op)
     s->fdfl = fcntl(fd, F_GETFD);
     if (s->fl < 0 || s->fdfl < 0)
         return tk_fail_errno(errno, op);
-    if (fcntl(fd, F_SETFL, s->fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, s->fdfl | FD_CLOEXEC) < 0) {
+    if (fcntl(fd, F_SETFL, s->fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, s->fdfl | FD_CLOEXEC) < 0) {
         int e = errno;
         restore_flags(fd, s);
         return tk_fail_errno(e, op);

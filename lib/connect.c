@@ -276,8 +276,7 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
 }
 
 /* A local address narrows the targets to its own family. */
-static tcpkit_err connect_family(const struct tcpkit_opts *o, const char *label,
-                                 tcpkit_family *fam)
+static tcpkit_err connect_family(const struct tcpkit_opts *o, const char *label, tcpkit_family *fam)
 {
     *fam = o->family;
     if (o->local_len == 0)
@@ -297,8 +296,7 @@ static tcpkit_err family_excluded(const struct tcpkit_opts *o, const char *label
     char local[TCPKIT_ADDRSTRLEN];
     if (o->local_len == 0 || tk_format_addr((const struct sockaddr *)&o->local_addr, o->local_len,
                                             false, local, sizeof local) < 0)
-        return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options",
-                       label);
+        return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options", label);
     return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: no address of the family of local address %s",
                    label, local);
 }

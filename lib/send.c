@@ -38,14 +38,14 @@ static tcpkit_err send_failed(tcpkit_conn *c, short wait_for, tk_deadline *d, si
         return TCPKIT_OK;
     if (e == EAGAIN || e == EWOULDBLOCK)
         return tk_conn_wait(c, wait_for, d, op);
-    return tk_fail(tk_err_from_errno(e), e, "%s: %s (sent %zu of %zu bytes)", op,
-                   tk_errno_text(e), done, total);
+    return tk_fail(tk_err_from_errno(e), e, "%s: %s (sent %zu of %zu bytes)", op, tk_errno_text(e),
+                   done, total);
 }
 
 /* Writes len bytes through the conn seam. *done counts the call's bytes
  * so far (of total), and is mirrored to *sent. */
-static tcpkit_err write_all(tcpkit_conn *c, const char *p, size_t len, tk_deadline *d,
-                            size_t *done, size_t total, size_t *sent, const char *op)
+static tcpkit_err write_all(tcpkit_conn *c, const char *p, size_t len, tk_deadline *d, size_t *done,
+                            size_t total, size_t *sent, const char *op)
 {
     const char *end = p + len;
     while (p < end) {
@@ -143,8 +143,7 @@ static tcpkit_err sendv_through_write(tcpkit_conn *c, const struct iovec *iov, i
     tk_deadline d = tk_deadline_make(c->timeout_ms);
     size_t done = 0;
     for (int i = 0; i < iovcnt; i++) {
-        tcpkit_err err =
-            write_all(c, iov[i].iov_base, iov[i].iov_len, &d, &done, total, sent, op);
+        tcpkit_err err = write_all(c, iov[i].iov_base, iov[i].iov_len, &d, &done, total, sent, op);
         if (err != TCPKIT_OK)
             return err;
     }
@@ -211,8 +210,7 @@ static tcpkit_err file_ended(uint64_t at, size_t done, size_t len)
 }
 
 /* The TLS path: read + write through one bounded buffer. */
-static tcpkit_err sendfile_copy(tcpkit_conn *c, int fd, uint64_t offset, size_t len,
-                                size_t *sent)
+static tcpkit_err sendfile_copy(tcpkit_conn *c, int fd, uint64_t offset, size_t len, size_t *sent)
 {
     char *buf = malloc(COPY_CHUNK);
     if (!buf)

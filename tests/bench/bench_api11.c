@@ -340,8 +340,8 @@ static void round_run(const struct config *cfg, int r, int file)
 static bool report(int rounds)
 {
     bool ok = true;
-    printf("\n%-32s %6s %12s %7s %7s\n", "scenario (median of rounds)", "unit", "value",
-           "ratio", "target");
+    printf("\n%-32s %6s %12s %7s %7s\n", "scenario (median of rounds)", "unit", "value", "ratio",
+           "target");
     for (int m = 0; m < M_COUNT; m++) {
         struct metric *x = &metrics[m];
         double v = median(x->v, rounds), ratio = v / median(metrics[x->raw].v, rounds);

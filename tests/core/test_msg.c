@@ -178,7 +178,10 @@ START_TEST(recv_msg_truncated_in_body)
     tcpkit_conn *c;
     int s;
     pair_raw(&c, &s);
-    raw_send(s, "\0\0\0\x0a" "abcd", 8);
+    raw_send(s,
+             "\0\0\0\x0a"
+             "abcd",
+             8);
     ck_assert_int_eq(shutdown(s, SHUT_WR), 0);
     void *data = NULL;
     size_t len = 99;
