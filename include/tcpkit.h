@@ -940,7 +940,7 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *le
  * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
  * @return #TCPKIT_OK when all were sent; #TCPKIT_EINVAL for a NULL @p c,
  *         @p iovcnt < 0 or > 1024, a NULL @p iov with @p iovcnt > 0, a NULL
- *         base with a length > 0, or lengths whose sum overflows `size_t`;
+ *         base with a length > 0, or lengths whose sum exceeds `SSIZE_MAX`;
  *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN;
  *         #TCPKIT_ECANCELED; #TCPKIT_ESYS.
  * @par Thread safety: one sender per connection at a time.
