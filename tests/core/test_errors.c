@@ -95,7 +95,7 @@ static int bound_not_listening(int *port)
 
 static int refused_port;
 
-static void fresh_thread_fn(tk_peer *p)
+static void fresh_thread_fn(th_peer *p)
 {
     struct fresh_thread *r = p->arg;
     const char *m = tcpkit_last_error();
@@ -126,9 +126,9 @@ START_TEST(last_error_thread_local)
      * thread's failure does not touch ours. */
     struct fresh_thread r;
     memset(&r, 0, sizeof r);
-    tk_peer p = {.fd = -1, .arg = &r};
-    tk_peer_start(&p, fresh_thread_fn);
-    tk_peer_join(&p);
+    th_peer p = {.fd = -1, .arg = &r};
+    th_peer_start(&p, fresh_thread_fn);
+    th_peer_join(&p);
     close(hold);
 
     ck_assert_int_eq(r.msg_was_null, 0);
@@ -271,9 +271,9 @@ static int sockopt_int(int fd, int level, int name)
 static void pair_with(const tcpkit_opts *lopts, const tcpkit_opts *copts, tcpkit_conn **c,
                       tcpkit_conn **s)
 {
-    tcpkit_listener *l = tk_listen_opts("127.0.0.1", lopts);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", lopts);
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_err e = tcpkit_connect(c, "127.0.0.1", port, copts);
     ck_assert_msg(e == TCPKIT_OK, "connect: %s", tcpkit_last_error());
     e = tcpkit_accept(l, s, 10000);
@@ -333,12 +333,12 @@ static void expect_recv_timeout(tcpkit_conn *c, int ms)
 {
     char b[4];
     size_t got = 99;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, b, sizeof b, &got), TCPKIT_ETIMEDOUT);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     ck_assert_uint_eq(got, 0);
     ck_assert_msg(el >= ms - 5, "timed out after %lld ms, timeout %d", (long long)el, ms);
-    ck_assert_msg(el < ms + 2000 * tk_time_scale(), "took %lld ms, timeout %d", (long long)el, ms);
+    ck_assert_msg(el < ms + 2000 * th_time_scale(), "took %lld ms, timeout %d", (long long)el, ms);
 }
 
 START_TEST(io_timeout_applies)
@@ -380,7 +380,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("core-errors");
-    TCase *tc = tk_tcase("errors", 10);
+    TCase *tc = th_tcase("errors", 10);
     tcase_add_test(tc, enum_values_fixed);
     tcase_add_test(tc, strerror_every_value);
     tcase_add_test(tc, strerror_unknown_values);
@@ -389,7 +389,7 @@ int main(void)
     tcase_add_test(tc, version_matches_header);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("setters", 10);
+    tc = th_tcase("setters", 10);
     tcase_add_test(tc, opts_new_null);
     tcase_add_test(tc, setter_timeouts);
     tcase_add_test(tc, setter_backlog);
@@ -399,11 +399,11 @@ int main(void)
     tcase_add_test(tc, setter_bools);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("effects", 20);
+    tc = th_tcase("effects", 20);
     tcase_add_test(tc, default_nodelay_on);
     tcase_add_test(tc, nodelay_off_keepalive_on);
     tcase_add_test(tc, keepalive_clamped);
     tcase_add_test(tc, io_timeout_applies);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

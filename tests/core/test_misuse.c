@@ -109,7 +109,7 @@ START_TEST(listener_args)
     tcpkit_listener_close(NULL);
 
     /* A real listener with bad arguments around it. */
-    l = tk_listen_loopback("127.0.0.1");
+    l = th_listen_loopback("127.0.0.1");
     EXPECT_EINVAL(tcpkit_listener_addr(l, NULL, 64));
     memset(buf, 'X', sizeof buf);
     EXPECT_EINVAL(tcpkit_listener_addr(l, buf, 0));
@@ -167,7 +167,7 @@ END_TEST
 START_TEST(conn_bad_arguments)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(s, "data\n", 5, NULL), TCPKIT_OK);
     char buf[16];
     size_t n = 99;
@@ -206,7 +206,7 @@ START_TEST(conn_bad_arguments)
     ck_assert_int_eq(buf[0], 'X');
 
     /* Nothing was consumed or broken by the rejected calls. */
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, 5000 * tk_time_scale()), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, 5000 * th_time_scale()), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &n), TCPKIT_OK);
     ck_assert_str_eq(buf, "data\n");
     tcpkit_close(c);
@@ -217,7 +217,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("core-misuse");
-    TCase *tc = tk_tcase("misuse", 10);
+    TCase *tc = th_tcase("misuse", 10);
     tcase_add_test(tc, library_and_errors);
     tcase_add_test(tc, options);
     tcase_add_test(tc, connect_args);
@@ -225,5 +225,5 @@ int main(void)
     tcase_add_test(tc, conn_null_handle);
     tcase_add_test(tc, conn_bad_arguments);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

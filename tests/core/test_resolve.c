@@ -66,13 +66,13 @@ static bool override_hosts(void)
 
 static void require_netns(void)
 {
-    ck_assert_msg(tk_in_private_netns(), "not in the private network namespace: refusing to "
+    ck_assert_msg(th_in_private_netns(), "not in the private network namespace: refusing to "
                                          "look names up");
 }
 
 static bool need_hosts(const char *test)
 {
-    if (hosts_overridden && tk_have_ipv6())
+    if (hosts_overridden && th_have_ipv6())
         return true;
     fprintf(stderr, "SKIP %s: no private /etc/hosts or no IPv6 loopback\n", test);
     return false;
@@ -95,9 +95,9 @@ static tcpkit_err connect_dual(int port, int timeout, int fallback, tcpkit_conn 
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_opts *o = opts_with(timeout, fallback);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_connect(c, "tk-dual", ps, o);
-    *elapsed = tk_now_ms() - t0;
+    *elapsed = th_now_ms() - t0;
     snprintf(msg, cap, "%s", tcpkit_last_error());
     tcpkit_opts_free(o);
     return e;
@@ -124,7 +124,7 @@ static int hold_refused(const char *ip, int port)
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     struct sockaddr_storage ss;
-    socklen_t len = tk_loopback_sockaddr(family, port, &ss);
+    socklen_t len = th_loopback_sockaddr(family, port, &ss);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
         close(fd);
         return -1;
@@ -215,7 +215,7 @@ static void accept_one_and_check_peer(tcpkit_listener *l, tcpkit_conn *c, const 
     ck_assert_int_eq(tcpkit_conn_peer(c, buf, sizeof buf), TCPKIT_OK);
     ck_assert_str_eq(buf, peer);
     tcpkit_conn *s = NULL;
-    ck_assert_int_eq(tcpkit_accept(l, &s, 5000 * tk_time_scale()), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_accept(l, &s, 5000 * th_time_scale()), TCPKIT_OK);
     tcpkit_close(s);
     tcpkit_close(c);
 }
@@ -227,9 +227,9 @@ START_TEST(localhost_both_families)
         return;
     const char *hosts[] = {"127.0.0.1", "::1"};
     for (int i = 0; i < 2; i++) {
-        tcpkit_listener *l = tk_listen_loopback(hosts[i]);
+        tcpkit_listener *l = th_listen_loopback(hosts[i]);
         char port[16], peer[80];
-        tk_port_str(l, port, sizeof port);
+        th_port_str(l, port, sizeof port);
         snprintf(peer, sizeof peer, i == 0 ? "127.0.0.1:%s" : "[::1]:%s", port);
         tcpkit_conn *c = NULL;
         tcpkit_err e = tcpkit_connect(&c, "localhost", port, NULL);
@@ -250,7 +250,7 @@ START_TEST(family_restriction_by_name)
     const char *fmt[] = {"127.0.0.1:%d", "[::1]:%d"};
     /* A dual-stack listener: the family of the client shows which address
      * was used. */
-    tcpkit_listener *l = tk_listen_loopback("::");
+    tcpkit_listener *l = th_listen_loopback("::");
     int port = tcpkit_listener_port(l);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
@@ -292,7 +292,7 @@ START_TEST(he_refused_then_next_at_once)
     require_netns();
     if (!need_hosts("he_refused_then_next_at_once"))
         return;
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int port = tcpkit_listener_port(l);
     int hold = hold_refused("::1", port);
     ck_assert_int_ge(hold, 0);
@@ -302,7 +302,7 @@ START_TEST(he_refused_then_next_at_once)
     tcpkit_err e = connect_dual(port, -1, 5000, &c, &el, m, sizeof m);
     close(hold);
     ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
-    ck_assert_msg(el < 1000 * tk_time_scale(), "took %lld ms: waited for the fallback delay?",
+    ck_assert_msg(el < 1000 * th_time_scale(), "took %lld ms: waited for the fallback delay?",
                   (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
     accept_one_and_check_peer(l, c, peer);
@@ -318,9 +318,9 @@ START_TEST(he_blackhole_then_fallback)
     if (!need_hosts("he_blackhole_then_fallback"))
         return;
     int port = 0;
-    int bh = tk_raw_listen("::1", 1, &port);
+    int bh = th_raw_listen("::1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("::1", port, fds, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
     tcpkit_listener *l = NULL;
     char ps[16], peer[40];
     snprintf(ps, sizeof ps, "%d", port);
@@ -330,12 +330,12 @@ START_TEST(he_blackhole_then_fallback)
     tcpkit_conn *c = NULL;
     int64_t el;
     char m[1024];
-    tcpkit_err e = connect_dual(port, 10000 * tk_time_scale(), delay, &c, &el, m, sizeof m);
+    tcpkit_err e = connect_dual(port, 10000 * th_time_scale(), delay, &c, &el, m, sizeof m);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     close(bh);
     ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
-    ck_assert_msg(el < delay + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < delay + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
     accept_one_and_check_peer(l, c, peer);
     tcpkit_listener_close(l);
@@ -348,7 +348,7 @@ START_TEST(he_all_refused_lists_every_attempt)
     if (!need_hosts("he_all_refused_lists_every_attempt"))
         return;
     int port = 0;
-    int lfd = tk_raw_listen("127.0.0.1", 1, &port);
+    int lfd = th_raw_listen("127.0.0.1", 1, &port);
     close(lfd);
     int h4 = hold_refused("127.0.0.1", port);
     int h6 = hold_refused("::1", port);
@@ -375,9 +375,9 @@ START_TEST(he_refused_beats_timeout)
     if (!need_hosts("he_refused_beats_timeout"))
         return;
     int port = 0;
-    int bh = tk_raw_listen("::1", 1, &port);
+    int bh = th_raw_listen("::1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("::1", port, fds, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
     int h4 = hold_refused("127.0.0.1", port);
     ck_assert_int_ge(h4, 0);
     const int timeout = 400;
@@ -391,7 +391,7 @@ START_TEST(he_refused_beats_timeout)
     close(h4);
     ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_ptr_null(c);
-    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     assert_both_attempts_listed(m, port);
 }
 END_TEST
@@ -403,12 +403,12 @@ START_TEST(he_timeout_bounds_whole_race)
     if (!need_hosts("he_timeout_bounds_whole_race"))
         return;
     int port = 0;
-    int bh6 = tk_raw_listen("::1", 1, &port);
-    int bh4 = tk_raw_listen_port("127.0.0.1", port, 1);
+    int bh6 = th_raw_listen("::1", 1, &port);
+    int bh4 = th_raw_listen_port("127.0.0.1", port, 1);
     ck_assert_int_ge(bh4, 0);
     int fds[64];
-    int n = tk_fill_backlog("::1", port, fds, 32);
-    n += tk_fill_backlog("127.0.0.1", port, fds + n, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
+    n += th_fill_backlog("127.0.0.1", port, fds + n, 32);
     const int timeout = 400;
     tcpkit_conn *c = (tcpkit_conn *)&c;
     int64_t el;
@@ -421,7 +421,7 @@ START_TEST(he_timeout_bounds_whole_race)
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_ptr_null(c);
     ck_assert_msg(el >= timeout - 5, "gave up after %lld ms, timeout %d", (long long)el, timeout);
-    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     assert_both_attempts_listed(m, port);
 }
 END_TEST
@@ -429,7 +429,7 @@ END_TEST
 int main(void)
 {
     /* Before any thread exists (unshare of a user namespace needs that). */
-    if (!tk_enter_private_netns()) {
+    if (!th_enter_private_netns()) {
         fprintf(stderr, "SKIP core-resolve: cannot create a private network namespace\n");
         return 77;
     }
@@ -438,7 +438,7 @@ int main(void)
         fprintf(stderr, "note: no private /etc/hosts; Happy Eyeballs tests skip\n");
 
     Suite *s = suite_create("core-resolve");
-    TCase *tc = tk_tcase("lookup", 20);
+    TCase *tc = th_tcase("lookup", 20);
     tcase_add_test(tc, unresolvable_name);
     tcase_add_test(tc, unknown_service);
     tcase_add_test(tc, known_service_name);
@@ -448,12 +448,12 @@ int main(void)
     tcase_add_test(tc, listen_on_name_prefers_ipv4);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("happy-eyeballs", 20);
+    tc = th_tcase("happy-eyeballs", 20);
     tcase_add_test(tc, he_refused_then_next_at_once);
     tcase_add_test(tc, he_blackhole_then_fallback);
     tcase_add_test(tc, he_all_refused_lists_every_attempt);
     tcase_add_test(tc, he_refused_beats_timeout);
     tcase_add_test(tc, he_timeout_bounds_whole_race);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -623,15 +623,15 @@ static int fd_baseline;
  * it closed everything. */
 static void ctx_setup(void)
 {
-    fd_baseline = tk_count_fds();
+    fd_baseline = th_count_fds();
     memset(&ctx, 0, sizeof ctx);
     ck_assert_int_eq(tcpkit_opts_new(&ctx.o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_connect_timeout(ctx.o, 2000), TCPKIT_OK);
-    ctx.l = tk_listen_loopback("127.0.0.1");
-    tk_port_str(ctx.l, ctx.port, sizeof ctx.port);
-    ctx.shut = tk_listen_loopback("127.0.0.1");
+    ctx.l = th_listen_loopback("127.0.0.1");
+    th_port_str(ctx.l, ctx.port, sizeof ctx.port);
+    ctx.shut = th_listen_loopback("127.0.0.1");
     tcpkit_listener_shutdown(ctx.shut);
-    tk_pair(&ctx.c, &ctx.s);
+    th_pair(&ctx.c, &ctx.s);
     /* Nothing to read on s: a receive that got past its checks would
      * wait, so give it no time. */
     ck_assert_int_eq(tcpkit_conn_set_timeout(ctx.s, 0), TCPKIT_OK);
@@ -646,8 +646,8 @@ static void ctx_teardown(void)
     tcpkit_listener_close(ctx.l);
     tcpkit_listener_close(ctx.shut);
     tcpkit_opts_free(ctx.o);
-    ck_assert_msg(tk_count_fds() == fd_baseline, "descriptor leak: %d before, %d after",
-                  fd_baseline, tk_count_fds());
+    ck_assert_msg(th_count_fds() == fd_baseline, "descriptor leak: %d before, %d after",
+                  fd_baseline, th_count_fds());
 }
 
 START_TEST(misuse_row)
@@ -667,13 +667,13 @@ END_TEST
 
 int main(void)
 {
-    if (!tk_enter_private_netns())
+    if (!th_enter_private_netns())
         fprintf(stderr, "no private network namespace; service rows use numeric hosts\n");
     Suite *s = suite_create("fault-misuse");
     TCase *tc = tcase_create("misuse");
-    tcase_set_timeout(tc, 20 * tk_time_scale());
+    tcase_set_timeout(tc, 20 * th_time_scale());
     tcase_add_checked_fixture(tc, ctx_setup, ctx_teardown);
     tcase_add_loop_test(tc, misuse_row, 0, (int)(sizeof rows / sizeof rows[0]));
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Thread counting for the tcpkit_serve tests: every case checks that the
  * workers it caused are gone again. */
-#ifndef TK_THREAD_COUNT_H
-#define TK_THREAD_COUNT_H
+#ifndef TH_THREAD_COUNT_H
+#define TH_THREAD_COUNT_H
 
 /* Starts and joins one thread so lazily started runtime threads (TSan's)
  * exist before a baseline is taken. */
