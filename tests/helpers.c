@@ -138,6 +138,23 @@ int th_time_scale(void)
     return 1;
 }
 
+int th_bound_ms(int ms)
+{
+    return ms * th_time_scale();
+}
+
+size_t th_bulk_size(size_t n)
+{
+    return th_under_valgrind() ? n / 8 : n;
+}
+
+void th_pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 int64_t th_now_ms(void)
 {
     struct timespec ts;
@@ -404,8 +421,7 @@ bool th_wait_thread_sleeping(pid_t tid, int timeout_ms)
             return true;
         if (th_now_ms() >= end)
             return false;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        th_pause_ms(1);
     }
 }
 
@@ -430,6 +446,71 @@ uint64_t th_fnv(uint64_t h, const void *buf, size_t len)
         h *= UINT64_C(0x100000001b3);
     }
     return h;
+}
+
+void *th_pattern(size_t len, uint64_t seed)
+{
+    void *p = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(p);
+    th_fill(p, len, seed, 0);
+    return p;
+}
+
+/* ---- threads of this process ---- */
+
+/* Runtimes start helper threads lazily on the first pthread_create (the
+ * ThreadSanitizer background thread): start and join one thread first so
+ * they already exist when the baseline is taken. */
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+void th_warm_up_threads(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) == 0)
+        pthread_join(t, NULL);
+}
+
+int th_count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* A thread that pthread_join() has reaped can still be listed in
+ * /proc/self/task for a moment (the kernel wakes the joiner before the task
+ * is gone; under Valgrind the moment is long). There is no event to wait
+ * for, so these two poll the count briefly, bounded. */
+int th_stable_thread_count(void)
+{
+    int last = th_count_threads(), same = 0;
+    for (int i = 0; i < 400 && same < 4; i++) {
+        th_pause_ms(5);
+        int now = th_count_threads();
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
+int th_wait_thread_count(int want)
+{
+    int now = th_count_threads();
+    for (int i = 0; i < 1000 && now != want; i++) {
+        th_pause_ms(5);
+        now = th_count_threads();
+    }
+    return now;
 }
 
 /* ---- private network namespace ---- */

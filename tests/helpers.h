@@ -52,8 +52,16 @@ bool th_under_valgrind(void);
 bool th_under_asan(void);
 /* Multiplier for time bounds: 1 normally, larger under ASan or Valgrind. */
 int th_time_scale(void);
+/* A time bound of ms milliseconds, scaled by th_time_scale(). */
+int th_bound_ms(int ms);
+/* A byte count for bulk transfers: n, or n / 8 under Valgrind, where every
+ * system call is expensive. */
+size_t th_bulk_size(size_t n);
 /* Monotonic clock in milliseconds. */
 int64_t th_now_ms(void);
+/* Waits ms milliseconds (nanosleep, resumed after signals). Pacing only,
+ * never synchronisation: wait on a socket, pipe or condition instead. */
+void th_pause_ms(int ms);
 /* True when a TCP socket can be bound to ::1. */
 bool th_have_ipv6(void);
 
@@ -139,6 +147,21 @@ void th_fill(void *buf, size_t len, uint64_t seed, uint64_t offset);
 /* FNV-1a 64 over buf, continuing from h (start with TH_FNV_INIT). */
 #define TH_FNV_INIT UINT64_C(0xcbf29ce484222325)
 uint64_t th_fnv(uint64_t h, const void *buf, size_t len);
+/* A malloc'd buffer of len bytes (at least 1 allocated) filled by th_fill
+ * with seed from offset 0; ck_asserts the allocation. The caller frees it. */
+void *th_pattern(size_t len, uint64_t seed);
+
+/* ---- threads of this process (the serve tests' leak checks) ---- */
+
+/* Starts and joins one thread so lazily started runtime threads (TSan's)
+ * exist before a baseline is taken. */
+void th_warm_up_threads(void);
+/* Threads of this process, from /proc/self/task; -1 if unreadable. */
+int th_count_threads(void);
+/* The thread count once it has not changed for 20 ms (at most ~2 s). */
+int th_stable_thread_count(void);
+/* Waits (at most ~5 s) for the count to reach want; returns the last count. */
+int th_wait_thread_count(int want);
 
 /* ---- private network namespace ---- */
 

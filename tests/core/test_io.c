@@ -12,11 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bound_scale(int ms)
-{
-    return ms * th_time_scale();
-}
-
 /* ---- 64 MiB round trip ---- */
 
 static size_t bulk_size(void)
@@ -241,14 +236,14 @@ START_TEST(recv_all_toobig_without_eof)
     th_fill(msg, sizeof msg, 3, 0);
     ck_assert_uint_eq(th_raw_send_all(fd, msg, sizeof msg), sizeof msg);
     /* The peer stays open: waiting for EOF would run into the timeout. */
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(3000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(3000)), TCPKIT_OK);
     void *data = NULL;
     size_t len = 0;
     int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_recv_all(c, &data, &len, max);
     int64_t el = th_now_ms() - t0;
     ck_assert_msg(e == TCPKIT_ETOOBIG, "got %s", tcpkit_strerror(e));
-    ck_assert_msg(el < bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < th_bound_ms(1000), "took %lld ms", (long long)el);
     ck_assert_uint_eq(len, max);
     ck_assert_int_eq(memcmp(data, msg, max), 0);
     ck_assert_int_eq(((char *)data)[max], '\0');
@@ -490,7 +485,7 @@ START_TEST(abort_gives_peer_reset)
     ck_assert_int_eq(tcpkit_recv(c, &b, 1, NULL), TCPKIT_OK);
     tcpkit_abort(s);
     size_t got = 99;
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(5000)), TCPKIT_OK);
     tcpkit_err e = tcpkit_recv(c, &b, 1, &got);
     ck_assert_msg(e == TCPKIT_ERESET, "recv after abort: %s", tcpkit_strerror(e));
     ck_assert_uint_eq(got, 0);
@@ -511,7 +506,7 @@ START_TEST(abort_gives_peer_reset_in_recv_exact)
     size_t got = 0;
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, 3, &got), TCPKIT_OK);
     tcpkit_abort(s);
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(5000)), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, 10, &got), TCPKIT_ERESET);
     ck_assert_uint_eq(got, 0);
     tcpkit_close(c);
@@ -603,7 +598,7 @@ START_TEST(timeout_zero_nothing_ready)
     ck_assert_int_eq(tcpkit_recv_all(c, &data, &len, 100), TCPKIT_ETIMEDOUT);
     ck_assert_uint_eq(len, 0);
     tcpkit_free(data);
-    ck_assert_msg(th_now_ms() - t0 < bound_scale(100), "timeout 0 waited");
+    ck_assert_msg(th_now_ms() - t0 < th_bound_ms(100), "timeout 0 waited");
 
     /* A partial line stays buffered across a timeout. */
     ck_assert_int_eq(tcpkit_send_all(s, "par", 3, NULL), TCPKIT_OK);
@@ -675,7 +670,7 @@ START_TEST(timeout_bounds_whole_call)
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "recv_exact: %s", tcpkit_strerror(e));
     ck_assert_msg(got >= 1 && got < sizeof buf, "got %zu", got);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(700), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(700), "took %lld ms", (long long)el);
     tcpkit_close(c);
 }
 END_TEST

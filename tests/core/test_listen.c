@@ -13,11 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bound_scale(int ms)
-{
-    return ms * th_time_scale();
-}
-
 /* A raw connect that reports failure instead of asserting. */
 static int try_raw_connect(int family, int port, int *err)
 {
@@ -115,7 +110,7 @@ START_TEST(all_interfaces_dual_stack)
         int cfd = try_raw_connect(AF_INET, port, &err);
         ck_assert_msg(cfd >= 0, "IPv4 connect to %s: %s", addr, strerror(err));
         tcpkit_conn *s = NULL;
-        ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+        ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
         char peer[TCPKIT_ADDRSTRLEN], local[TCPKIT_ADDRSTRLEN];
         ck_assert_int_eq(tcpkit_conn_peer(s, peer, sizeof peer), TCPKIT_OK);
         ck_assert_int_eq(tcpkit_conn_local(s, local, sizeof local), TCPKIT_OK);
@@ -129,7 +124,7 @@ START_TEST(all_interfaces_dual_stack)
         if (th_have_ipv6()) {
             cfd = try_raw_connect(AF_INET6, port, &err);
             ck_assert_msg(cfd >= 0, "IPv6 connect: %s", strerror(err));
-            ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+            ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
             ck_assert_int_eq(tcpkit_conn_peer(s, peer, sizeof peer), TCPKIT_OK);
             snprintf(expect, sizeof expect, "[::1]:%d", raw_local_port(cfd));
             ck_assert_str_eq(peer, expect);
@@ -162,7 +157,7 @@ START_TEST(v6only_refuses_ipv4)
     cfd = try_raw_connect(AF_INET6, port, &err);
     ck_assert_msg(cfd >= 0, "IPv6 connect: %s", strerror(err));
     tcpkit_conn *s = NULL;
-    ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
     tcpkit_close(s);
     close(cfd);
     tcpkit_listener_close(l);
@@ -284,7 +279,7 @@ START_TEST(accept_timeout_zero)
     tcpkit_conn *s = (tcpkit_conn *)&s;
     int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_accept(l, &s, 0), TCPKIT_ETIMEDOUT);
-    ck_assert_msg(th_now_ms() - t0 < bound_scale(100), "timeout 0 waited");
+    ck_assert_msg(th_now_ms() - t0 < th_bound_ms(100), "timeout 0 waited");
     ck_assert_ptr_null(s);
 
     /* A client already waiting is taken with timeout 0. */
@@ -309,7 +304,7 @@ START_TEST(accept_timeout_bound)
     int64_t el = th_now_ms() - t0;
     ck_assert_ptr_null(s);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(1000), "took %lld ms", (long long)el);
     tcpkit_listener_close(l);
 }
 END_TEST
@@ -350,7 +345,7 @@ static void start_acceptor(th_peer *p, struct acceptor *a, tcpkit_listener *l, i
     ck_assert_int_eq(read(pipefd[0], &b, 1), 1);
     /* Give it the chance to block inside the library, so the test covers
      * the wake-up path; the contract holds either way. */
-    th_wait_thread_sleeping(a->tid, bound_scale(2000));
+    th_wait_thread_sleeping(a->tid, th_bound_ms(2000));
 }
 
 START_TEST(shutdown_wakes_blocked_accepts)
@@ -370,7 +365,7 @@ START_TEST(shutdown_wakes_blocked_accepts)
     for (int i = 0; i < 2; i++)
         ck_assert_msg(a[i].result == TCPKIT_ESHUTDOWN, "acceptor %d: %s", i,
                       tcpkit_strerror(a[i].result));
-    ck_assert_msg(el < bound_scale(1000), "wake-up took %lld ms", (long long)el);
+    ck_assert_msg(el < th_bound_ms(1000), "wake-up took %lld ms", (long long)el);
 
     /* Later accepts fail at once, even with a client waiting; shutdown
      * again is harmless. */
@@ -447,7 +442,7 @@ START_TEST(shutdown_from_signal_handler)
     th_peer p = {.fd = -1, .arg = &sg};
     th_peer_start(&p, signaller_fn);
     tcpkit_conn *s = (tcpkit_conn *)&s;
-    tcpkit_err e = tcpkit_accept(l, &s, bound_scale(10000));
+    tcpkit_err e = tcpkit_accept(l, &s, th_bound_ms(10000));
     th_peer_join(&p);
     sig_listener = NULL;
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
@@ -482,7 +477,7 @@ START_TEST(accept_eintr_retried_within_timeout)
     ck_assert_ptr_null(s);
     ck_assert_int_ge(sig_count, 1);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(1000), "took %lld ms", (long long)el);
     tcpkit_listener_close(l);
 }
 END_TEST

@@ -40,21 +40,6 @@ static TCase *fault_tcase(const char *name, double timeout_s)
     return tc;
 }
 
-/* Bytes to move in bulk tests: smaller under Valgrind, where every 1-byte
- * syscall is expensive. */
-static size_t bulk(size_t n)
-{
-    return th_under_valgrind() ? n / 8 : n;
-}
-
-static void *pattern(size_t len)
-{
-    void *p = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(p);
-    th_fill(p, len, SEED, 0);
-    return p;
-}
-
 /* ---- a raw peer that reads everything ---- */
 
 /* Reads p->fd until EOF: byte count in result, FNV hash in sum. */
@@ -89,7 +74,7 @@ static void send_and_verify(size_t len, int *rule_ids, long *hits, int nrules)
     th_peer peer = {.fd = -1};
     th_pair_raw(&c, &peer.fd);
     th_peer_start(&peer, drain_peer);
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     size_t sent = 12345;
 
     (void)rule_ids;
@@ -111,7 +96,7 @@ static void send_and_verify(size_t len, int *rule_ids, long *hits, int nrules)
 
 START_TEST(send_all_one_byte_at_a_time)
 {
-    size_t len = bulk(65536);
+    size_t len = th_bulk_size(65536);
     int id = tf_short(TF_SEND, 1, -1);
     long hits;
     unsigned long before = tf_calls(TF_SEND);
@@ -123,7 +108,7 @@ END_TEST
 
 START_TEST(send_all_short_writes_and_eagain)
 {
-    size_t len = bulk(512 * 1024);
+    size_t len = th_bulk_size(512 * 1024);
     int ids[4];
     ids[0] = tf_short(TF_SEND, 4093, -1); /* always short */
     ids[1] = tf_add((tf_rule){.call = TF_SEND, .action = TF_SHORT, .max = 1, .every = 3});
@@ -138,7 +123,7 @@ END_TEST
 
 START_TEST(send_all_eintr_before_every_call)
 {
-    size_t len = bulk(256 * 1024);
+    size_t len = th_bulk_size(256 * 1024);
     int ids[2];
     ids[0] = tf_fail(TF_SEND, EINTR, 0, 2, -1);
     ids[1] = tf_short(TF_SEND, 1000, -1);
@@ -159,7 +144,7 @@ START_TEST(send_all_reset_midway_reports_exact_count)
     th_pair_raw(&c, &peer.fd);
     th_peer_start(&peer, drain_peer);
     size_t len = 100000;
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     size_t sent = 0;
 
     tf_short(TF_SEND, 1000, -1);

@@ -22,32 +22,6 @@
 
 #define SEED 0xbad9ee7
 
-static size_t scaled(size_t n)
-{
-    return th_under_valgrind() ? n / 8 : n;
-}
-
-static char *pattern(size_t len)
-{
-    char *p = malloc(len);
-    ck_assert_ptr_nonnull(p);
-    th_fill(p, len, SEED, 0);
-    return p;
-}
-
-/* Sleeps ms without sleep(): a poll() on a socket that never becomes
- * readable. Pacing only, never synchronisation. */
-static void pause_ms(int ms)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return;
-    struct pollfd p = {.fd = sv[0], .events = POLLIN};
-    poll(&p, 1, ms);
-    close(sv[0]);
-    close(sv[1]);
-}
-
 /* ---- resets ---- */
 
 /* Reads 64 KiB, then resets. */
@@ -87,7 +61,7 @@ END_TEST
 static void send_then_reset(th_peer *p)
 {
     size_t len = (size_t)p->result;
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     p->result = (int64_t)th_raw_send_all(p->fd, data, len);
     free(data);
     th_raw_abort(p->fd);
@@ -108,7 +82,7 @@ START_TEST(peer_resets_during_receive)
                   tcpkit_last_error());
     /* Whatever arrived before the reset is handed back, in order. */
     ck_assert_uint_le(len, (size_t)peer.result);
-    char *want = pattern(200000);
+    char *want = th_pattern(200000, SEED);
     ck_assert(len == 0 || memcmp(data, want, len) == 0);
     free(want);
     tcpkit_free(data);
@@ -185,7 +159,7 @@ static void slow_reader(th_peer *p)
             break;
         h = th_fnv(h, buf, (size_t)n);
         if ((total + n) / 32768 != total / 32768)
-            pause_ms(2);
+            th_pause_ms(2);
         total += n;
     }
     p->result = total;
@@ -194,13 +168,13 @@ static void slow_reader(th_peer *p)
 
 START_TEST(slow_reader_gets_everything)
 {
-    size_t len = scaled(16u << 20);
+    size_t len = th_bulk_size(16u << 20);
     tcpkit_conn *c;
     th_peer peer = {.fd = -1};
     th_pair_raw(&c, &peer.fd);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 60000), TCPKIT_OK);
     th_peer_start(&peer, slow_reader);
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     size_t sent = 0;
     tcpkit_err err = tcpkit_send_all(c, data, len, &sent);
     tcpkit_close(c);
@@ -251,7 +225,7 @@ START_TEST(send_all_timeout_reports_exact_progress)
     th_pair_raw(&c, &peer.fd);
     th_peer_start(&peer, stalling_reader);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 300), TCPKIT_OK);
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     size_t sent = 0;
     tcpkit_err err = tcpkit_send_all(c, data, len, &sent);
     tcpkit_close(c);
@@ -275,7 +249,7 @@ END_TEST
 static void flood(th_peer *p)
 {
     size_t chunk = 65536;
-    char *data = pattern(chunk);
+    char *data = th_pattern(chunk, SEED);
     size_t total = 0;
     while (total < (64u << 20) && th_raw_send_all(p->fd, data, chunk) == chunk)
         total += chunk;
@@ -300,7 +274,7 @@ START_TEST(recv_all_stops_at_its_cap)
     ck_assert_uint_eq(len, max);
     /* Memory stays bounded by the cap, not by what the peer sends. */
     ck_assert_msg(biggest <= max + 64, "allocated %zu bytes for a %zu-byte cap", biggest, max);
-    char *want = pattern(65536);
+    char *want = th_pattern(65536, SEED);
     for (size_t off = 0; off < len; off += 65536)
         ck_assert(memcmp((char *)data + off, want, 65536) == 0);
     ck_assert_int_eq(((char *)data)[len], '\0');

@@ -2,7 +2,6 @@
 /* tcpkit_serve: shutdown with idle clients, queueing at max_conns, signals,
  * bad arguments, EMFILE back-off, and no leaked descriptors or threads. */
 #include "helpers.h"
-#include "thread_count.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,14 +24,14 @@ static int thread_baseline;
 
 static void threads_setup(void)
 {
-    warm_up_threads();
-    thread_baseline = stable_thread_count();
+    th_warm_up_threads();
+    thread_baseline = th_stable_thread_count();
     ck_assert_int_gt(thread_baseline, 0);
 }
 
 static void threads_teardown(void)
 {
-    int now = wait_thread_count(thread_baseline);
+    int now = th_wait_thread_count(thread_baseline);
     ck_assert_msg(now == thread_baseline, "thread leak: %d threads before the test, %d after",
                   thread_baseline, now);
 }
@@ -309,7 +308,7 @@ START_TEST(instant_handler_closes_and_reuses_threads)
     struct gauge g;
     gauge_init(&g);
     struct server s;
-    int base = stable_thread_count();
+    int base = th_stable_thread_count();
     /* max_conns 2: 30 sequential clients prove the workers are reused,
      * since never more than 2 (+ the server thread) may exist. */
     server_start(&s, instant_handler, &g, 2);
@@ -319,7 +318,7 @@ START_TEST(instant_handler_closes_and_reuses_threads)
         ck_assert_msg(readable(fd, 5000 * scale), "client %d: no EOF", i);
         ck_assert_int_eq(recv(fd, &b, 1, 0), 0);
         close(fd);
-        int now = count_threads();
+        int now = th_count_threads();
         ck_assert_msg(now <= base + 1 + 2, "%d threads with max_conns 2 (base %d)", now, base);
     }
     ck_assert(gauge_wait(&g, &g.returned, 30, 5000 * scale));

@@ -5,7 +5,6 @@
  * client, survive the rest, stop on shutdown, and leave no descriptor or
  * thread behind. */
 #include "helpers.h"
-#include "thread_count.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -175,8 +174,8 @@ static void *serve_main(void *arg)
 
 START_TEST(soak_2000_connections)
 {
-    warm_up_threads();
-    int threads0 = stable_thread_count();
+    th_warm_up_threads();
+    int threads0 = th_stable_thread_count();
     int total = th_under_valgrind() ? SOAK_CONNS_VALGRIND : SOAK_CONNS;
     int64_t t0 = th_now_ms();
 
@@ -230,7 +229,7 @@ START_TEST(soak_2000_connections)
     ck_assert_int_eq(atomic_load(&st.active), 0);
     ck_assert_msg(atomic_load(&st.odd) == 0, "%d handlers failed oddly, the first with %s",
                   atomic_load(&st.odd), atomic_load(&st.have_odd) ? st.odd_msg : "?");
-    ck_assert_int_eq(wait_thread_count(threads0), threads0);
+    ck_assert_int_eq(th_wait_thread_count(threads0), threads0);
     ck_assert_msg(took < 60000 * th_time_scale(), "soak took %lld ms", (long long)took);
 }
 END_TEST
