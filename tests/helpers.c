@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -75,6 +76,36 @@ void th_add_fd_check(TCase *tc)
     tcase_add_checked_fixture(tc, fd_check_setup, fd_check_teardown);
 }
 
+/* th_skip() writes a byte here, from the forked test process (CK_FORK=yes)
+ * or the runner itself; th_run_suite counts them after the run. */
+static int skip_pipe[2] = {-1, -1};
+
+void th_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (skip_pipe[1] >= 0 && write(skip_pipe[1], "s", 1) != 1)
+        fprintf(stderr, "th_skip: cannot record the skip\n");
+}
+
+/* Skips recorded so far; closes the pipe. */
+static int count_skips(void)
+{
+    char buf[256];
+    int n = 0;
+    ssize_t r;
+    while ((r = read(skip_pipe[0], buf, sizeof buf)) > 0)
+        n += (int)r;
+    close(skip_pipe[0]);
+    close(skip_pipe[1]);
+    skip_pipe[0] = skip_pipe[1] = -1;
+    return n;
+}
+
 int th_run_suite(Suite *s)
 {
     /* A test that inherits SIGPIPE ignored would hide a missing
@@ -88,12 +119,23 @@ int th_run_suite(Suite *s)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    if (pipe2(skip_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "pipe2: %s\n", strerror(errno));
+        return EXIT_FAILURE;
+    }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     int run = srunner_ntests_run(sr);
     srunner_free(sr);
-    return (failed == 0 && run > 0) ? EXIT_SUCCESS : EXIT_FAILURE;
+    int skipped = count_skips();
+    if (failed != 0 || run == 0)
+        return EXIT_FAILURE;
+    if (skipped > 0) {
+        fprintf(stderr, "%d check(s) skipped: the suite counts as skipped\n", skipped);
+        return TH_SKIPPED;
+    }
+    return EXIT_SUCCESS;
 }
 
 TCase *th_tcase(const char *name, double timeout_s)
@@ -197,6 +239,27 @@ const char *th_port_str(const tcpkit_listener *l, char *buf, size_t cap)
     ck_assert_int_gt(port, 0);
     snprintf(buf, cap, "%d", port);
     return buf;
+}
+
+void th_connect_exchange(tcpkit_listener *l, const char *host, const tcpkit_opts *o)
+{
+    char port[16];
+    th_port_str(l, port, sizeof port);
+    tcpkit_conn *c = NULL, *s = NULL;
+    tcpkit_err e = tcpkit_connect(&c, host, port, o);
+    ck_assert_msg(e == TCPKIT_OK, "connect %s:%s: %s (%s)", host, port, tcpkit_strerror(e),
+                  tcpkit_last_error());
+    ck_assert_ptr_nonnull(c);
+    e = tcpkit_accept(l, &s, 10000 * th_time_scale());
+    ck_assert_msg(e == TCPKIT_OK, "accept: %s", tcpkit_last_error());
+    ck_assert_int_eq(tcpkit_send_all(c, "k", 1, NULL), TCPKIT_OK);
+    char b;
+    size_t got = 0;
+    ck_assert_int_eq(tcpkit_recv(s, &b, 1, &got), TCPKIT_OK);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(b, 'k');
+    tcpkit_close(c);
+    tcpkit_close(s);
 }
 
 void th_pair(tcpkit_conn **client, tcpkit_conn **server)
@@ -595,4 +658,56 @@ socklen_t th_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss
     a->sin6_port = htons((uint16_t)port);
     a->sin6_addr = in6addr_loopback;
     return sizeof *a;
+}
+
+/* ---- private mount namespace ---- */
+
+static bool make_root_private(void)
+{
+    return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+/* In a chroot, "/" is a directory inside some mount, often a shared one: it
+ * cannot be made private, and a mount made on it (even "/" bound onto
+ * itself) propagates to that mount's peers, outside this namespace. So:
+ * clone the tree under "/" (a detached copy), make /proc's mount private
+ * (the test needs /proc anyway) and attach the copy over it, where the
+ * attach propagates nowhere; then make the copy our root and private. */
+static bool enter_private_root_copy(void)
+{
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return false;
+    int t = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (t < 0)
+        return false;
+    bool ok = mount(NULL, "/proc", NULL, MS_PRIVATE, NULL) == 0 &&
+              move_mount(t, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) == 0 &&
+              fchdir(t) == 0 && chroot(".") == 0;
+    close(t);
+    return ok && make_root_private() && chdir(cwd) == 0;
+}
+
+bool th_enter_private_mountns(void)
+{
+    if (unshare(CLONE_NEWNS) != 0)
+        return false;
+    return make_root_private() || enter_private_root_copy();
+}
+
+bool th_replace_file(const char *path, const char *text)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    char tmp[] = "/tmp/tcpkit-test-file-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fchmod(fd, 0644) == 0;
+    close(fd);
+    ok = ok && mount(tmp, path, NULL, MS_BIND, NULL) == 0;
+    unlink(tmp); /* the bind mount keeps the file alive */
+    return ok;
 }

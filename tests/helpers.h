@@ -37,8 +37,19 @@ int th_count_fds(void);
 void th_add_fd_check(TCase *tc);
 
 /* Sets SIGPIPE to SIG_DFL (and checks it took), runs every test of s with
- * CK_NORMAL output, frees the runner. Returns EXIT_SUCCESS or EXIT_FAILURE. */
+ * CK_NORMAL output, frees the runner. Returns EXIT_FAILURE if a test failed
+ * (or none ran), else TH_SKIPPED if a test called th_skip(), else
+ * EXIT_SUCCESS: return its value from main(). */
 int th_run_suite(Suite *s);
+
+/* Meson's exit status for "skipped". */
+#define TH_SKIPPED 77
+
+/* Records that the calling test could not run its checks (printf format
+ * for the reason, printed with "SKIP"); the test should return right after.
+ * th_run_suite then exits TH_SKIPPED, so meson counts the suite as skipped
+ * rather than passed. Works with CK_FORK=yes and no. */
+void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A TCase named name with the fd check and a timeout (seconds, scaled by
  * th_time_scale()). */
@@ -73,6 +84,9 @@ tcpkit_listener *th_listen_loopback(const char *host);
 tcpkit_listener *th_listen_opts(const char *host, const tcpkit_opts *opts);
 /* The listener's port as a string, in buf (at least 8 bytes). */
 const char *th_port_str(const tcpkit_listener *l, char *buf, size_t cap);
+/* Connects to host at the port of l (with options o, may be NULL),
+ * accepts, and checks that one byte goes through; closes both ends. */
+void th_connect_exchange(tcpkit_listener *l, const char *host, const tcpkit_opts *o);
 /* A connected pair over 127.0.0.1 through a temporary listener (closed). */
 void th_pair(tcpkit_conn **client, tcpkit_conn **server);
 /* A tcpkit client connected to a raw blocking socket *server_fd. */
@@ -175,5 +189,19 @@ bool th_enter_private_netns(void);
 /* True when the current network namespace differs from the one the process
  * started in (th_enter_private_netns succeeded). */
 bool th_in_private_netns(void);
+
+/* ---- private mount namespace (files such as /etc/hosts) ---- */
+
+/* Moves this process into a new mount namespace whose mounts are all
+ * private, so that the mounts it makes are seen by no other process. Call
+ * it at the start of main(), before any thread exists. Works in a chroot
+ * too, where "/" is not a mount point and cannot be made private itself:
+ * there the process moves into a private copy of its root (see helpers.c).
+ * Returns false when that is impossible (then skip what needs it). */
+bool th_enter_private_mountns(void);
+/* Replaces the file at path, for this process only, by one holding text
+ * (a bind mount; needs th_enter_private_mountns first). Returns false if
+ * path does not exist or the mount fails. Leaves no temporary file. */
+bool th_replace_file(const char *path, const char *text);
 
 #endif

@@ -77,7 +77,7 @@ END_TEST
 START_TEST(ipv6_loopback_accessors)
 {
     if (!th_have_ipv6()) {
-        fprintf(stderr, "SKIP ipv6_loopback_accessors: no IPv6\n");
+        th_skip("ipv6_loopback_accessors: no IPv6");
         return;
     }
     tcpkit_listener *l = th_listen_loopback("::1");
@@ -139,7 +139,7 @@ END_TEST
 START_TEST(v6only_refuses_ipv4)
 {
     if (!th_have_ipv6()) {
-        fprintf(stderr, "SKIP v6only_refuses_ipv4: no IPv6\n");
+        th_skip("v6only_refuses_ipv4: no IPv6");
         return;
     }
     tcpkit_opts *o = NULL;
