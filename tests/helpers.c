@@ -700,7 +700,9 @@ bool th_replace_file(const char *path, const char *text)
     struct stat st;
     if (stat(path, &st) != 0)
         return false;
-    char tmp[] = "/tmp/tcpkit-test-file-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/tcpkit-test-file-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(tmp);
     if (fd < 0)
         return false;

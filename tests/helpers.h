@@ -200,7 +200,8 @@ bool th_in_private_netns(void);
  * Returns false when that is impossible (then skip what needs it). */
 bool th_enter_private_mountns(void);
 /* Replaces the file at path, for this process only, by one holding text
- * (a bind mount; needs th_enter_private_mountns first). Returns false if
+ * (a bind mount of a file made in $TMPDIR or /tmp and unlinked at once;
+ * needs th_enter_private_mountns first). Returns false if
  * path does not exist or the mount fails. Leaves no temporary file. */
 bool th_replace_file(const char *path, const char *text);
 
