@@ -662,9 +662,11 @@ socklen_t th_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss
 
 /* ---- private mount namespace ---- */
 
+/* "none" rather than NULL for the unused source and type: Valgrind checks
+ * them as strings. */
 static bool make_root_private(void)
 {
-    return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    return mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0;
 }
 
 /* In a chroot, "/" is a directory inside some mount, often a shared one: it
@@ -681,7 +683,7 @@ static bool enter_private_root_copy(void)
     int t = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (t < 0)
         return false;
-    bool ok = mount(NULL, "/proc", NULL, MS_PRIVATE, NULL) == 0 &&
+    bool ok = mount("none", "/proc", "none", MS_PRIVATE, NULL) == 0 &&
               move_mount(t, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) == 0 &&
               fchdir(t) == 0 && chroot(".") == 0;
     close(t);
@@ -709,7 +711,7 @@ bool th_replace_file(const char *path, const char *text)
     size_t len = strlen(text);
     bool ok = write(fd, text, len) == (ssize_t)len && fchmod(fd, 0644) == 0;
     close(fd);
-    ok = ok && mount(tmp, path, NULL, MS_BIND, NULL) == 0;
+    ok = ok && mount(tmp, path, "none", MS_BIND, NULL) == 0;
     unlink(tmp); /* the bind mount keeps the file alive */
     return ok;
 }
