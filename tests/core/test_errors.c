@@ -32,6 +32,10 @@ START_TEST(enum_values_fixed)
     ck_assert_int_eq(TCPKIT_EMFILE, 12);
     ck_assert_int_eq(TCPKIT_ESHUTDOWN, 13);
     ck_assert_int_eq(TCPKIT_ESYS, 14);
+    ck_assert_int_eq(TCPKIT_ETLS, 15);
+    ck_assert_int_eq(TCPKIT_ECERT, 16);
+    ck_assert_int_eq(TCPKIT_ENOTSUP, 17);
+    ck_assert_int_eq(TCPKIT_ECANCELED, 18);
     ck_assert_int_eq(TCPKIT_FAMILY_ANY, 0);
     ck_assert_int_eq(TCPKIT_ADDRSTRLEN, 64);
 }
@@ -39,10 +43,10 @@ END_TEST
 
 START_TEST(strerror_every_value)
 {
-    const char *unknown = tcpkit_strerror((tcpkit_err)15);
+    const char *unknown = tcpkit_strerror((tcpkit_err)19);
     ck_assert_ptr_nonnull(unknown);
     ck_assert_str_eq(unknown, "unknown error");
-    for (int i = 0; i <= TCPKIT_ESYS; i++) {
+    for (int i = 0; i <= TCPKIT_ECANCELED; i++) {
         const char *s = tcpkit_strerror((tcpkit_err)i);
         ck_assert_msg(s != NULL && s[0] != '\0', "strerror(%d) empty", i);
         ck_assert_msg(strcmp(s, unknown) != 0, "strerror(%d) is the generic text", i);
@@ -54,12 +58,13 @@ START_TEST(strerror_every_value)
         ck_assert_ptr_eq(s, tcpkit_strerror((tcpkit_err)i));
     }
     ck_assert_str_eq(tcpkit_strerror(TCPKIT_EREFUSED), "connection refused");
+    ck_assert_str_eq(tcpkit_strerror(TCPKIT_ECANCELED), "canceled");
 }
 END_TEST
 
 START_TEST(strerror_unknown_values)
 {
-    const int bad[] = {-1, 15, 16, 100, INT_MAX, INT_MIN};
+    const int bad[] = {-1, 19, 20, 100, INT_MAX, INT_MIN};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *s = tcpkit_strerror((tcpkit_err)bad[i]);
         ck_assert_ptr_nonnull(s);
