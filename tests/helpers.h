@@ -5,7 +5,12 @@
  * - every test case gets a descriptor-leak check (th_add_fd_check);
  * - SIGPIPE stays at its default disposition (th_run_suite), so a send
  *   without MSG_NOSIGNAL kills the test;
- * - only loopback addresses and port "0" are used.
+ * - only loopback addresses and port "0" are used;
+ * - a check that cannot run here calls th_skip(), and the suite exits 77
+ *   (skipped), never 0.
+ *
+ * Every name here starts with th_ ("test helper"); tk_ is the library's
+ * internal prefix.
  *
  * ck_assert may only be called from the thread that runs the test: with
  * CK_FORK=no (Valgrind) a failing assert longjmps, which is undefined from
