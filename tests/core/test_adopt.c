@@ -18,7 +18,7 @@
 
 static int scaled(int ms)
 {
-    return ms * tk_time_scale();
+    return ms * th_time_scale();
 }
 
 static int fd_flags(int fd)
@@ -87,8 +87,8 @@ END_TEST
 START_TEST(conn_from_tcp_socket)
 {
     int port = 0;
-    int lfd = tk_raw_listen("127.0.0.1", 4, &port);
-    int fd = tk_raw_connect("127.0.0.1", port);
+    int lfd = th_raw_listen("127.0.0.1", 4, &port);
+    int fd = th_raw_connect("127.0.0.1", port);
     int s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     ck_assert_int_ge(s, 0);
     tcpkit_opts *o;
@@ -109,9 +109,9 @@ START_TEST(conn_from_tcp_socket)
     ck_assert_int_eq(tcpkit_conn_peer(c, buf, sizeof buf), TCPKIT_OK);
     ck_assert_str_eq(buf, want);
     /* The io timeout of the opts applies. */
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, buf, sizeof buf, NULL), TCPKIT_ETIMEDOUT);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(5000));
+    ck_assert_int_lt(th_now_ms() - t0, scaled(5000));
     tcpkit_close(c);
     close(s);
     close(lfd);
@@ -126,7 +126,7 @@ START_TEST(conn_from_wrong_kinds)
     expect_conn_rejected(udp);
     expect_untouched(udp);
     struct sockaddr_storage ss;
-    socklen_t sl = tk_loopback_sockaddr(AF_INET, 9, &ss);
+    socklen_t sl = th_loopback_sockaddr(AF_INET, 9, &ss);
     ck_assert_int_eq(connect(udp, (struct sockaddr *)&ss, sl), 0);
     expect_conn_rejected(udp);
     expect_untouched(udp);
@@ -139,7 +139,7 @@ START_TEST(conn_from_wrong_kinds)
     close(tcp);
     /* A listening socket. */
     int port;
-    int lfd = tk_raw_listen("127.0.0.1", 4, &port);
+    int lfd = th_raw_listen("127.0.0.1", 4, &port);
     ck_assert_int_eq(fcntl(lfd, F_SETFD, 0), 0);
     expect_conn_rejected(lfd);
     expect_untouched(lfd);
@@ -180,7 +180,7 @@ END_TEST
 START_TEST(listener_from_tcp_socket)
 {
     int port;
-    int lfd = tk_raw_listen("127.0.0.1", 8, &port);
+    int lfd = th_raw_listen("127.0.0.1", 8, &port);
     tcpkit_opts *o;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_io_timeout(o, 100), TCPKIT_OK);
@@ -192,13 +192,13 @@ START_TEST(listener_from_tcp_socket)
     ck_assert(fd_flags(lfd) & O_NONBLOCK);
     tcpkit_conn *s = NULL;
     ck_assert_int_eq(tcpkit_accept(l, &s, 0), TCPKIT_ETIMEDOUT);
-    int fd = tk_raw_connect("127.0.0.1", port);
+    int fd = th_raw_connect("127.0.0.1", port);
     ck_assert_int_eq(tcpkit_accept(l, &s, scaled(5000)), TCPKIT_OK);
     /* The opts apply to accepted conns: the io timeout. */
     char buf[8];
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(s, buf, sizeof buf, NULL), TCPKIT_ETIMEDOUT);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(5000));
+    ck_assert_int_lt(th_now_ms() - t0, scaled(5000));
     tcpkit_close(s);
     close(fd);
     /* Shutdown works as for tcpkit_listen. */
@@ -295,10 +295,10 @@ static void put_decimal(char *buf, long n)
 
 START_TEST(socket_activation)
 {
-    const char *child = getenv("TK_ACTIVATE_CHILD");
-    ck_assert_msg(child != NULL, "TK_ACTIVATE_CHILD not set");
+    const char *child = getenv("TH_ACTIVATE_CHILD");
+    ck_assert_msg(child != NULL, "TH_ACTIVATE_CHILD not set");
     int port;
-    int lfd = tk_raw_listen("127.0.0.1", 4, &port);
+    int lfd = th_raw_listen("127.0.0.1", 4, &port);
     static char pid_env[48] = "LISTEN_PID=";
     char *const envp[] = {"LISTEN_FDS=1", pid_env, NULL};
     pid_t pid = fork();
@@ -315,9 +315,9 @@ START_TEST(socket_activation)
         _exit(121);
     }
     close(lfd);
-    int fd = tk_raw_connect("127.0.0.1", port);
+    int fd = th_raw_connect("127.0.0.1", port);
     char buf[64];
-    size_t n = tk_raw_recv_all(fd, buf, sizeof buf - 1);
+    size_t n = th_raw_recv_all(fd, buf, sizeof buf - 1);
     buf[n] = '\0';
     close(fd);
     int status;
@@ -334,7 +334,7 @@ END_TEST
 static void expect_source(tcpkit_listener *l, const tcpkit_opts *o, const char *want)
 {
     char port[16], buf[TCPKIT_ADDRSTRLEN];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_conn *c = NULL, *s = NULL;
     tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", port, o);
     ck_assert_msg(e == TCPKIT_OK, "%s", tcpkit_last_error());
@@ -349,7 +349,7 @@ static void expect_source(tcpkit_listener *l, const tcpkit_opts *o, const char *
 
 START_TEST(local_addr_seen_by_server)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     tcpkit_opts *o;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_local_addr(o, "127.0.0.2", NULL), TCPKIT_OK);
@@ -366,9 +366,9 @@ END_TEST
 
 START_TEST(local_addr_family_mismatch)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_opts *o;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_local_addr(o, "::1", NULL), TCPKIT_OK);
@@ -397,7 +397,7 @@ START_TEST(local_addr_setter_checks)
     for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++)
         ck_assert_msg(tcpkit_opts_set_local_addr(o, bad_hosts[i], NULL) == TCPKIT_EINVAL, "%s",
                       bad_hosts[i]);
-    /* Strictly malformed strings (" 80", "0x50") are tk_check_port's
+    /* Strictly malformed strings (" 80", "0x50") are th_check_port's
      * business and tested with it. */
     const char *bad_ports[] = {"65536", "-1", "", "80x", "no-such-service"};
     for (size_t i = 0; i < sizeof bad_ports / sizeof bad_ports[0]; i++)
@@ -413,7 +413,7 @@ END_TEST
 int main(void)
 {
     Suite *su = suite_create("core-adopt");
-    TCase *tc = tk_tcase("from_fd", 30);
+    TCase *tc = th_tcase("from_fd", 30);
     tcase_add_test(tc, conn_from_socketpair);
     tcase_add_test(tc, conn_from_tcp_socket);
     tcase_add_test(tc, conn_from_wrong_kinds);
@@ -422,10 +422,10 @@ int main(void)
     tcase_add_test(tc, unix_listener_and_conns);
     tcase_add_test(tc, socket_activation);
     suite_add_tcase(su, tc);
-    tc = tk_tcase("local_addr", 30);
+    tc = th_tcase("local_addr", 30);
     tcase_add_test(tc, local_addr_seen_by_server);
     tcase_add_test(tc, local_addr_family_mismatch);
     tcase_add_test(tc, local_addr_setter_checks);
     suite_add_tcase(su, tc);
-    return tk_run_suite(su);
+    return th_run_suite(su);
 }

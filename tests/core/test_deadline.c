@@ -17,7 +17,7 @@
 
 static int scaled(int ms)
 {
-    return ms * tk_time_scale();
+    return ms * th_time_scale();
 }
 
 /* Waits until fd is readable (a raw or a tcpkit descriptor). */
@@ -36,7 +36,7 @@ static bool last_error_has(const char *s)
 
 /* Writes one byte every 50 ms to p->fd until the peer is gone or 400
  * bytes (20 s) went out. Pacing, not synchronisation. */
-static void drip_fn(tk_peer *p)
+static void drip_fn(th_peer *p)
 {
     struct timespec gap = {0, 50 * 1000000L};
     for (int i = 0; i < 400; i++) {
@@ -49,19 +49,19 @@ static void drip_fn(tk_peer *p)
 START_TEST(deadline_bounds_a_slow_drip)
 {
     tcpkit_conn *c;
-    tk_peer p = {0};
-    tk_pair_raw(&c, &p.fd);
+    th_peer p = {0};
+    th_pair_raw(&c, &p.fd);
     /* Every single call succeeds well within its 2 s timeout... */
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, scaled(2000)), TCPKIT_OK);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, 600), TCPKIT_OK);
-    tk_peer_start(&p, drip_fn);
+    th_peer_start(&p, drip_fn);
     tcpkit_err e;
     int bytes = 0;
     char ch;
     while ((e = tcpkit_recv(c, &ch, 1, NULL)) == TCPKIT_OK)
         bytes++;
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     /* ...but the conversation ends at the deadline. */
     ck_assert_int_eq(e, TCPKIT_ETIMEDOUT);
     ck_assert_msg(last_error_has("deadline"), "%s", tcpkit_last_error());
@@ -69,7 +69,7 @@ START_TEST(deadline_bounds_a_slow_drip)
     ck_assert_int_ge(took, 550);
     ck_assert_int_lt(took, 600 + scaled(2500));
     tcpkit_close(c);
-    tk_peer_join(&p);
+    th_peer_join(&p);
 }
 END_TEST
 
@@ -77,15 +77,15 @@ START_TEST(deadline_passed_still_completes_at_once)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, 0), TCPKIT_OK);
     char buf[8];
     size_t n = 99;
     /* Nothing there: no wait, even with no per-call limit. */
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, buf, sizeof buf, &n), TCPKIT_ETIMEDOUT);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(500));
+    ck_assert_int_lt(th_now_ms() - t0, scaled(500));
     /* Data there, room to send: done at once, as with timeout 0. */
     ck_assert_int_eq(send(s, "ab", 2, MSG_NOSIGNAL), 2);
     wait_readable(tcpkit_conn_fd(c));
@@ -98,9 +98,9 @@ START_TEST(deadline_passed_still_completes_at_once)
     /* Cleared: the per-call timeout alone rules again (it waits). */
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, -1), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 300), TCPKIT_OK);
-    t0 = tk_now_ms();
+    t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, buf, sizeof buf, &n), TCPKIT_ETIMEDOUT);
-    ck_assert_int_ge(tk_now_ms() - t0, 250);
+    ck_assert_int_ge(th_now_ms() - t0, 250);
     ck_assert_msg(!last_error_has("deadline"), "%s", tcpkit_last_error());
     /* Bad values. */
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, -2), TCPKIT_EINVAL);
@@ -115,21 +115,21 @@ START_TEST(deadline_earlier_of_the_two_wins)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     char buf[8];
     /* The per-call timeout is shorter. */
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 100), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, scaled(20000)), TCPKIT_OK);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, buf, sizeof buf, NULL), TCPKIT_ETIMEDOUT);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(5000));
+    ck_assert_int_lt(th_now_ms() - t0, scaled(5000));
     ck_assert_msg(!last_error_has("deadline"), "%s", tcpkit_last_error());
     /* The deadline is shorter. */
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, -1), TCPKIT_OK);
-    t0 = tk_now_ms();
+    t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, 200), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, sizeof buf, NULL), TCPKIT_ETIMEDOUT);
-    ck_assert_int_ge(tk_now_ms() - t0, 150);
+    ck_assert_int_ge(th_now_ms() - t0, 150);
     ck_assert_msg(last_error_has("deadline"), "%s", tcpkit_last_error());
     tcpkit_close(c);
     close(s);
@@ -140,15 +140,15 @@ START_TEST(deadline_send_to_stalled_reader)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     size_t len = (size_t)64 << 20; /* more than any loopback buffer */
     char *big = calloc(1, len);
     ck_assert_ptr_nonnull(big);
     size_t sent = 0;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_conn_set_deadline(c, 300), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_send_all(c, big, len, &sent), TCPKIT_ETIMEDOUT);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     ck_assert_uint_gt(sent, 0);
     ck_assert_uint_lt(sent, len);
     ck_assert_int_ge(took, 250);
@@ -166,15 +166,15 @@ END_TEST
 START_TEST(deadline_on_accepted_conn)
 {
     tcpkit_conn *c, *s; /* s comes from tcpkit_accept */
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     void *data = NULL;
     size_t len = 0;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_conn_set_deadline(s, 200), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_msg(s, &data, &len, 100), TCPKIT_ETIMEDOUT);
     ck_assert_ptr_null(data);
-    ck_assert_int_ge(tk_now_ms() - t0, 150);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(5000));
+    ck_assert_int_ge(th_now_ms() - t0, 150);
+    ck_assert_int_lt(th_now_ms() - t0, scaled(5000));
     tcpkit_close(s);
     tcpkit_close(c);
 }
@@ -190,15 +190,15 @@ struct blocked {
     int64_t returned_ms;
 };
 
-static void blocked_fn(tk_peer *p)
+static void blocked_fn(th_peer *p)
 {
     struct blocked *b = p->arg;
-    atomic_store(&b->tid, (int)tk_gettid());
+    atomic_store(&b->tid, (int)th_gettid());
     if (b->send) {
         size_t len = (size_t)64 << 20;
         char *big = calloc(1, len);
         if (!big) {
-            tk_peer_fail(p, "calloc");
+            th_peer_fail(p, "calloc");
             return;
         }
         b->err = tcpkit_send_all(b->conn, big, len, NULL);
@@ -207,7 +207,7 @@ static void blocked_fn(tk_peer *p)
         char buf[16];
         b->err = tcpkit_recv(b->conn, buf, sizeof buf, NULL);
     }
-    b->returned_ms = tk_now_ms();
+    b->returned_ms = th_now_ms();
 }
 
 /* Every later I/O call fails at once with ECANCELED. */
@@ -238,16 +238,16 @@ static void cancel_blocked(bool send)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     struct blocked b = {.conn = c, .send = send};
-    tk_peer p = {.fd = -1, .arg = &b};
-    tk_peer_start(&p, blocked_fn);
+    th_peer p = {.fd = -1, .arg = &b};
+    th_peer_start(&p, blocked_fn);
     while (atomic_load(&b.tid) == 0)
         sched_yield();
-    ck_assert(tk_wait_thread_sleeping((pid_t)atomic_load(&b.tid), scaled(10000)));
-    int64_t t0 = tk_now_ms();
+    ck_assert(th_wait_thread_sleeping((pid_t)atomic_load(&b.tid), scaled(10000)));
+    int64_t t0 = th_now_ms();
     tcpkit_conn_cancel(c);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     ck_assert_int_eq(b.err, TCPKIT_ECANCELED);
     /* "Well under 100 ms"; the bound is generous for a loaded machine,
      * and without the wake-up the call never returns at all. */
@@ -278,7 +278,7 @@ END_TEST
 START_TEST(cancel_with_data_waiting)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(s, "line\nmore", 9, NULL), TCPKIT_OK);
     char buf[16];
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, scaled(5000)), TCPKIT_OK);
@@ -306,11 +306,11 @@ struct killer {
     pid_t target_tid;
 };
 
-static void killer_fn(tk_peer *p)
+static void killer_fn(th_peer *p)
 {
     struct killer *k = p->arg;
-    if (!tk_wait_thread_sleeping(k->target_tid, scaled(10000)))
-        tk_peer_fail(p, "the receiver never blocked");
+    if (!th_wait_thread_sleeping(k->target_tid, scaled(10000)))
+        th_peer_fail(p, "the receiver never blocked");
     pthread_kill(k->target, SIGUSR1);
 }
 
@@ -318,7 +318,7 @@ START_TEST(cancel_from_signal_handler)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigusr1;
@@ -326,17 +326,17 @@ START_TEST(cancel_from_signal_handler)
     sa.sa_flags = 0; /* no SA_RESTART: poll() sees EINTR */
     sig_conn = c;
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
-    struct killer k = {pthread_self(), tk_gettid()};
-    tk_peer p = {.fd = -1, .arg = &k};
-    tk_peer_start(&p, killer_fn);
+    struct killer k = {pthread_self(), th_gettid()};
+    th_peer p = {.fd = -1, .arg = &k};
+    th_peer_start(&p, killer_fn);
     char buf[8];
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     /* Blocks without limit until the handler cancels it. */
     tcpkit_err e = tcpkit_recv(c, buf, sizeof buf, NULL);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
     ck_assert_int_eq(e, TCPKIT_ECANCELED);
-    ck_assert_int_lt(tk_now_ms() - t0, scaled(15000));
+    ck_assert_int_lt(th_now_ms() - t0, scaled(15000));
     expect_all_canceled(c);
     tcpkit_close(c);
     close(s);
@@ -346,7 +346,7 @@ END_TEST
 START_TEST(cancel_accepted_then_abort)
 {
     tcpkit_conn *c, *s; /* s comes from tcpkit_accept */
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     tcpkit_conn_cancel(s);
     expect_all_canceled(s);
     tcpkit_abort(s);
@@ -367,7 +367,7 @@ START_TEST(buffered_counts_read_ahead)
     ck_assert_uint_eq(tcpkit_conn_buffered(NULL), 0);
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     ck_assert_uint_eq(tcpkit_conn_buffered(c), 0);
     ck_assert_int_eq(send(s, "one\ntwo", 7, MSG_NOSIGNAL), 7);
     wait_readable(tcpkit_conn_fd(c));
@@ -395,22 +395,22 @@ END_TEST
 int main(void)
 {
     Suite *su = suite_create("core-deadline");
-    TCase *tc = tk_tcase("deadline", 60);
+    TCase *tc = th_tcase("deadline", 60);
     tcase_add_test(tc, deadline_bounds_a_slow_drip);
     tcase_add_test(tc, deadline_passed_still_completes_at_once);
     tcase_add_test(tc, deadline_earlier_of_the_two_wins);
     tcase_add_test(tc, deadline_send_to_stalled_reader);
     tcase_add_test(tc, deadline_on_accepted_conn);
     suite_add_tcase(su, tc);
-    tc = tk_tcase("cancel", 60);
+    tc = th_tcase("cancel", 60);
     tcase_add_test(tc, cancel_wakes_blocked_recv);
     tcase_add_test(tc, cancel_wakes_blocked_send);
     tcase_add_test(tc, cancel_with_data_waiting);
     tcase_add_test(tc, cancel_from_signal_handler);
     tcase_add_test(tc, cancel_accepted_then_abort);
     suite_add_tcase(su, tc);
-    tc = tk_tcase("buffered", 30);
+    tc = th_tcase("buffered", 30);
     tcase_add_test(tc, buffered_counts_read_ahead);
     suite_add_tcase(su, tc);
-    return tk_run_suite(su);
+    return th_run_suite(su);
 }

@@ -15,7 +15,7 @@
 
 static int scaled(int ms)
 {
-    return ms * tk_time_scale();
+    return ms * th_time_scale();
 }
 
 static bool last_error_has(const char *s)
@@ -26,13 +26,13 @@ static bool last_error_has(const char *s)
 /* A pair whose client waits at most 5 s per call (a bug fails, not hangs). */
 static void pair_raw(tcpkit_conn **c, int *s)
 {
-    tk_pair_raw(c, s);
+    th_pair_raw(c, s);
     ck_assert_int_eq(tcpkit_conn_set_timeout(*c, scaled(5000)), TCPKIT_OK);
 }
 
 static void raw_send(int fd, const void *buf, size_t len)
 {
-    ck_assert_uint_eq(tk_raw_send_all(fd, buf, len), len);
+    ck_assert_uint_eq(th_raw_send_all(fd, buf, len), len);
 }
 
 /* Reads exactly len bytes from a raw blocking fd. */
@@ -87,7 +87,7 @@ END_TEST
 START_TEST(recv_msg_round_trip)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_conn_set_timeout(s, scaled(5000)), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_send_msg(c, "abc", 3, NULL), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_send_msg(c, "", 0, NULL), TCPKIT_OK);
@@ -255,7 +255,7 @@ START_TEST(sendv_buffers_in_order)
     int s;
     pair_raw(&c, &s);
     char big[100000];
-    tk_fill(big, sizeof big, 3, 0);
+    th_fill(big, sizeof big, 3, 0);
     struct iovec iov[5] = {
         {"head:", 5}, {NULL, 0}, {big, sizeof big}, {"", 0}, {"\r\n", 2},
     };
@@ -331,7 +331,7 @@ static int temp_file(size_t len)
     ck_assert_ptr_nonnull(buf);
     for (size_t off = 0; off < len; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
-        tk_fill(buf, n, 11, off);
+        th_fill(buf, n, 11, off);
         ck_assert_int_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
     }
     free(buf);
@@ -341,11 +341,11 @@ static int temp_file(size_t len)
 static uint64_t pattern_hash(size_t off, size_t n)
 {
     char buf[65536];
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     while (n > 0) {
         size_t k = n < sizeof buf ? n : sizeof buf;
-        tk_fill(buf, k, 11, off);
-        h = tk_fnv(h, buf, k);
+        th_fill(buf, k, 11, off);
+        h = th_fnv(h, buf, k);
         off += k;
         n -= k;
     }
@@ -353,21 +353,21 @@ static uint64_t pattern_hash(size_t off, size_t n)
 }
 
 /* Reads p->fd until EOF: count in result, hash in sum. */
-static void hash_reader(tk_peer *p)
+static void hash_reader(th_peer *p)
 {
     char *buf = malloc(1 << 16);
     if (!buf) {
-        tk_peer_fail(p, "malloc");
+        th_peer_fail(p, "malloc");
         return;
     }
-    p->sum = TK_FNV_INIT;
+    p->sum = TH_FNV_INIT;
     ssize_t r;
     while ((r = recv(p->fd, buf, 1 << 16, 0)) > 0) {
-        p->sum = tk_fnv(p->sum, buf, (size_t)r);
+        p->sum = th_fnv(p->sum, buf, (size_t)r);
         p->result += r;
     }
     if (r < 0)
-        tk_peer_fail(p, "recv: %s", strerror(errno));
+        th_peer_fail(p, "recv: %s", strerror(errno));
     free(buf);
 }
 
@@ -377,13 +377,13 @@ static void sendfile_check(size_t file_len, uint64_t off, size_t len, tcpkit_err
     int fd = temp_file(file_len);
     ck_assert_int_eq(lseek(fd, 123, SEEK_SET), 123);
     tcpkit_conn *c;
-    tk_peer p = {0};
+    th_peer p = {0};
     pair_raw(&c, &p.fd);
-    tk_peer_start(&p, hash_reader);
+    th_peer_start(&p, hash_reader);
     size_t sent = 99;
     tcpkit_err e = tcpkit_sendfile(c, fd, off, len, &sent);
     tcpkit_close(c);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     ck_assert_msg(e == want, "%s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_uint_eq(sent, want_sent);
     ck_assert_int_eq(p.result, (int64_t)want_sent);
@@ -395,7 +395,7 @@ static void sendfile_check(size_t file_len, uint64_t off, size_t len, tcpkit_err
 
 START_TEST(sendfile_big_checksum)
 {
-    size_t len = tk_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
+    size_t len = th_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
     sendfile_check(len, 0, len, TCPKIT_OK, len);
 }
 END_TEST
@@ -465,7 +465,7 @@ END_TEST
 int main(void)
 {
     Suite *su = suite_create("core-msg");
-    TCase *tc = tk_tcase("msg", 30);
+    TCase *tc = th_tcase("msg", 30);
     tcase_add_test(tc, send_msg_frames);
     tcase_add_test(tc, recv_msg_round_trip);
     tcase_add_test(tc, recv_msg_too_big_leaves_body);
@@ -474,15 +474,15 @@ int main(void)
     tcase_add_test(tc, recv_msg_after_recv_line);
     tcase_add_test(tc, recv_msg_timeout_consumes_nothing);
     suite_add_tcase(su, tc);
-    tc = tk_tcase("sendv", 30);
+    tc = th_tcase("sendv", 30);
     tcase_add_test(tc, sendv_buffers_in_order);
     tcase_add_test(tc, sendv_counts);
     suite_add_tcase(su, tc);
-    tc = tk_tcase("sendfile", 120);
+    tc = th_tcase("sendfile", 120);
     tcase_add_test(tc, sendfile_big_checksum);
     tcase_add_test(tc, sendfile_slices);
     tcase_add_test(tc, sendfile_past_end);
     tcase_add_test(tc, sendfile_bad_descriptors);
     suite_add_tcase(su, tc);
-    return tk_run_suite(su);
+    return th_run_suite(su);
 }

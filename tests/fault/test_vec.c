@@ -24,17 +24,17 @@ static void fault_setup(void)
 
 static TCase *fault_tcase(const char *name, double timeout_s)
 {
-    TCase *tc = tk_tcase(name, timeout_s);
+    TCase *tc = th_tcase(name, timeout_s);
     tcase_add_checked_fixture(tc, fault_setup, fault_setup);
     return tc;
 }
 
 /* Reads p->fd until EOF into p->arg (a buffer of p->result bytes
  * capacity on entry); the byte count is left in p->result. */
-static void collect_fn(tk_peer *p)
+static void collect_fn(th_peer *p)
 {
     size_t cap = (size_t)p->result;
-    p->result = (int64_t)tk_raw_recv_all(p->fd, p->arg, cap);
+    p->result = (int64_t)th_raw_recv_all(p->fd, p->arg, cap);
 }
 
 /* The message the vector tests send: 6 buffers of uneven sizes (one
@@ -73,9 +73,9 @@ static struct run sendv_with(void (*rules)(int k, int *id), int k)
 {
     struct run r = {0};
     tcpkit_conn *c;
-    tk_peer p = {.arg = r.buf, .result = sizeof r.buf};
-    tk_pair_raw(&c, &p.fd);
-    tk_peer_start(&p, collect_fn);
+    th_peer p = {.arg = r.buf, .result = sizeof r.buf};
+    th_pair_raw(&c, &p.fd);
+    th_peer_start(&p, collect_fn);
     struct iovec iov[6], copy[6];
     int n = make_iov(iov);
     memcpy(copy, iov, sizeof iov);
@@ -85,7 +85,7 @@ static struct run sendv_with(void (*rules)(int k, int *id), int k)
     r.hits = tf_hits(id);
     tf_reset();
     tcpkit_close(c);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     r.got = (size_t)p.result;
     ck_assert_mem_eq(iov, copy, sizeof iov);
     return r;
@@ -151,8 +151,8 @@ END_TEST
 START_TEST(send_msg_split_header)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
-    ck_assert_int_eq(tcpkit_conn_set_timeout(s, 5000 * tk_time_scale()), TCPKIT_OK);
+    th_pair(&c, &s);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(s, 5000 * th_time_scale()), TCPKIT_OK);
     int id = tf_short(TF_SENDMSG, 1, -1);
     size_t sent = 0;
     tcpkit_err e = tcpkit_send_msg(c, "framed", 6, &sent);
@@ -185,7 +185,7 @@ static int pattern_file(size_t len)
     unlink(path);
     char *buf = malloc(len);
     ck_assert_ptr_nonnull(buf);
-    tk_fill(buf, len, 5, 0);
+    th_fill(buf, len, 5, 0);
     ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
     free(buf);
     return fd;
@@ -199,12 +199,12 @@ START_TEST(sendfile_short_writes_and_reset)
     char *got = malloc(len);
     ck_assert_ptr_nonnull(want);
     ck_assert_ptr_nonnull(got);
-    tk_fill(want, len, 5, 0);
+    th_fill(want, len, 5, 0);
     for (int reset = 0; reset < 2; reset++) {
         tcpkit_conn *c;
-        tk_peer p = {.arg = got, .result = (int64_t)len};
-        tk_pair_raw(&c, &p.fd);
-        tk_peer_start(&p, collect_fn);
+        th_peer p = {.arg = got, .result = (int64_t)len};
+        th_pair_raw(&c, &p.fd);
+        th_peer_start(&p, collect_fn);
         off_t pos = lseek(fd, 17, SEEK_SET);
         int id = tf_short(TF_SENDFILE, 7, -1);
         if (reset)
@@ -214,7 +214,7 @@ START_TEST(sendfile_short_writes_and_reset)
         long hits = tf_hits(id);
         tf_reset();
         tcpkit_close(c);
-        tk_peer_join(&p);
+        th_peer_join(&p);
         size_t expect = reset ? 7000 : len - 3;
         ck_assert_int_eq(e, reset ? TCPKIT_ERESET : TCPKIT_OK);
         ck_assert_uint_eq(sent, expect);
@@ -241,5 +241,5 @@ int main(void)
     tc = fault_tcase("sendfile", 60);
     tcase_add_test(tc, sendfile_short_writes_and_reset);
     suite_add_tcase(su, tc);
-    return tk_run_suite(su);
+    return th_run_suite(su);
 }
