@@ -908,8 +908,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_msg(tcpkit_conn *c, const void *buf, size_t
  * - Any other failure inside the body also hands back what arrived of it
  *   in @p *data / @p *len; inside the header, @p *data is NULL and
  *   @p *len 0. The stream is then mid-message (close it), except after
- *   #TCPKIT_ETIMEDOUT (or #TCPKIT_ESHUTDOWN) before the first header
- *   byte arrived: then nothing was consumed.
+ *   a failure while the 4-byte header was still incomplete (e.g.
+ *   #TCPKIT_ETIMEDOUT): then nothing was consumed, and the next call
+ *   starts with the header bytes that did arrive.
  *
  * @param c         the connection.
  * @param[out] data receives the buffer (free it with tcpkit_free()), or

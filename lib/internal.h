@@ -217,6 +217,14 @@ ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_f
 tcpkit_err tk_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got, tk_deadline *d,
                          const char *op);
 
+/* Receives exactly len bytes (len <= 4096) through the read-ahead buffer,
+ * which takes whatever else the kernel has too (a message body). At end
+ * of stream (TCPKIT_EOF, unrecorded) the bytes that did arrive are handed
+ * over in buf and *got; on any other failure nothing is consumed (they
+ * stay buffered for the next call) and *got is 0. */
+tcpkit_err tk_recv_ahead(tcpkit_conn *c, void *buf, size_t len, size_t *got, tk_deadline *d,
+                         const char *op);
+
 struct iovec;
 /* tcpkit_sendv with `op` naming the call in messages (send_msg uses it). */
 tcpkit_err tk_sendv(tcpkit_conn *c, const struct iovec *iov, int iovcnt, size_t *sent,

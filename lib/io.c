@@ -203,7 +203,7 @@ void tcpkit_free(void *p)
 /* Makes room for at least one more byte of read-ahead: compacts, then
  * grows, up to `need` bytes of capacity. Called only while fewer than
  * `need` bytes are buffered, so growing always gains room. */
-static tcpkit_err rbuf_reserve(tcpkit_conn *c, size_t need)
+static tcpkit_err rbuf_reserve(tcpkit_conn *c, size_t need, const char *op)
 {
     if (c->rstart > 0) {
         memmove(c->rbuf, c->rbuf + c->rstart, rbuf_avail(c));
@@ -220,7 +220,7 @@ static tcpkit_err rbuf_reserve(tcpkit_conn *c, size_t need)
         want = ceiling;
     char *p = realloc(c->rbuf, want);
     if (!p)
-        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_line: out of memory");
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "%s: out of memory", op);
     c->rbuf = p;
     c->rcap = want;
     return TCPKIT_OK;
@@ -260,7 +260,7 @@ tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
                 tk_fail(TCPKIT_ETOOBIG, 0, "recv_line: no newline within %zu bytes", limit));
         scanned = look;
         /* Keep the partial line buffered while we wait for the rest. */
-        if ((err = rbuf_reserve(c, limit)) != TCPKIT_OK)
+        if ((err = rbuf_reserve(c, limit, "recv_line")) != TCPKIT_OK)
             return err;
         size_t n;
         err = recv_some(c, c->rbuf + c->rend, c->rcap - c->rend, &d, &n, "recv_line");
@@ -274,4 +274,23 @@ tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
         if (err != TCPKIT_OK)
             return line_out(c, buf, rbuf_avail(c), len, err);
     }
+}
+
+/* ---- read-ahead for framing ---- */
+
+tcpkit_err tk_recv_ahead(tcpkit_conn *c, void *buf, size_t len, size_t *got, tk_deadline *d,
+                         const char *op)
+{
+    /* One recv() into the read-ahead buffer usually brings a small
+     * message's body along with its header. */
+    tcpkit_err err = TCPKIT_OK;
+    while (rbuf_avail(c) < len && err == TCPKIT_OK) {
+        size_t n = 0;
+        if ((err = rbuf_reserve(c, TK_RBUF_MIN, op)) == TCPKIT_OK)
+            err = recv_some(c, c->rbuf + c->rend, c->rcap - c->rend, d, &n, op);
+        c->rend += n;
+    }
+    /* Kept for the next call unless it can never complete. */
+    *got = err == TCPKIT_OK || err == TCPKIT_EOF ? rbuf_take(c, buf, len) : 0;
+    return err;
 }

@@ -28,12 +28,13 @@ tcpkit_err tcpkit_send_msg(tcpkit_conn *c, const void *buf, size_t len, size_t *
 }
 
 /* Reads the header. EOF before any byte is the clean end between
- * messages; inside the header it is a truncated message. */
+ * messages; inside the header it is a truncated message. A header that is
+ * not complete yet stays buffered, so a timeout consumes nothing. */
 static tcpkit_err recv_header(tcpkit_conn *c, tk_deadline *d, uint32_t *n)
 {
     unsigned char hdr[HDR_LEN];
     size_t got = 0;
-    tcpkit_err err = tk_recv_exact(c, hdr, HDR_LEN, &got, d, "recv_msg");
+    tcpkit_err err = tk_recv_ahead(c, hdr, HDR_LEN, &got, d, "recv_msg");
     if (err == TCPKIT_EOF && got == 0)
         return tk_fail(TCPKIT_EOF, 0, "recv_msg: end of stream");
     if (err == TCPKIT_EOF)

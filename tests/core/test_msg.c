@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,12 @@ static void raw_recv_exact(int fd, void *buf, size_t len)
         ck_assert_int_gt(r, 0);
         done += (size_t)r;
     }
+}
+
+static void wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, scaled(5000)), 1);
 }
 
 /* ---- send_msg ---- */
@@ -229,7 +236,13 @@ START_TEST(recv_msg_timeout_consumes_nothing)
     ck_assert_int_eq(tcpkit_recv_msg(c, &data, &len, 10), TCPKIT_ETIMEDOUT);
     ck_assert_ptr_null(data);
     ck_assert_uint_eq(len, 0);
-    raw_send(s, "\0\0\0\1z", 5);
+    /* Half a header: still nothing consumed. */
+    raw_send(s, "\0\0", 2);
+    wait_readable(tcpkit_conn_fd(c));
+    ck_assert_int_eq(tcpkit_recv_msg(c, &data, &len, 10), TCPKIT_ETIMEDOUT);
+    ck_assert_ptr_null(data);
+    ck_assert_uint_eq(len, 0);
+    raw_send(s, "\0\1z", 3);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, scaled(5000)), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_msg(c, &data, &len, 10), TCPKIT_OK);
     ck_assert_str_eq(data, "z");

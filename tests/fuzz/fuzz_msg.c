@@ -85,14 +85,16 @@ static bool truncated(void)
     return strstr(tcpkit_last_error(), "truncated") != NULL;
 }
 
-/* Not even a whole header there. */
+/* Not even a whole header there: a timeout consumes nothing, end of
+ * stream everything. */
 static void short_header(struct model *m, tcpkit_err err, void *data, size_t len)
 {
     CHECK(data == NULL && len == 0);
-    if (err == TCPKIT_ETIMEDOUT)
+    if (err == TCPKIT_ETIMEDOUT) {
         CHECK(!m->eof);
-    else
-        CHECK(err == TCPKIT_EOF && m->eof && truncated() == (avail(m) > 0));
+        return;
+    }
+    CHECK(err == TCPKIT_EOF && m->eof && truncated() == (avail(m) > 0));
     m->pos = m->written;
 }
 
