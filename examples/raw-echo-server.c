@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #define IDLE_TIMEOUT_S 60
+#define ADDR_LEN (INET6_ADDRSTRLEN + 8) /* "[" host "]:" port */
 
 static void die(const char *what, const char *reason)
 {
@@ -54,7 +56,7 @@ static void format_addr(int fd, int peer, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char host[NI_MAXHOST], port[NI_MAXSERV];
+    char host[INET6_ADDRSTRLEN], port[8];
     int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
                   : getsockname(fd, (struct sockaddr *)&ss, &len);
     if (rc != 0 || getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, port, sizeof port,
@@ -87,7 +89,8 @@ static int send_all(int fd, const char *buf, size_t len)
 static void *serve_client(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char peer[NI_MAXHOST + NI_MAXSERV + 4], how[128] = "closed by client", buf[16384];
+    char peer[ADDR_LEN], buf[16384];
+    const char *how = "closed by client";
     unsigned long long total = 0;
     format_addr(fd, 1, peer, sizeof peer);
     for (;;) {
@@ -102,8 +105,10 @@ static void *serve_client(void *arg)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || send_all(fd, buf, (size_t)n) < 0) {
-            int e = errno; /* ECONNRESET, EPIPE, or EAGAIN: idle too long */
-            strerror_r(e, how, sizeof how);
+            how = errno == ECONNRESET ? "reset by client"
+                  : errno == EPIPE    ? "broken pipe"
+                  : errno == EAGAIN   ? "idle too long" /* SO_RCVTIMEO, below */
+                                      : "I/O error";
             break;
         }
         total += (unsigned long long)n;
@@ -163,7 +168,7 @@ int main(int argc, char **argv)
         die("listen", strerror(errno));
     /* getsockname() inside: with -p 0 the kernel chose the port. Mistake:
      * not flushing; stdout to a pipe is fully buffered and the reader waits. */
-    char where[NI_MAXHOST + NI_MAXSERV + 4];
+    char where[ADDR_LEN];
     format_addr(lfd, 0, where, sizeof where);
     printf("listening on %s\n", where);
     fflush(stdout);
