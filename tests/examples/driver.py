@@ -312,6 +312,22 @@ def test_echo_abort(server='echo', client='client'):
         h.close()
         steady_round()
 
+        # 5. The server is stopped while a client sends 64 KiB and closes
+        # (plainly). When it runs again, it reads and echoes those bytes into
+        # a closed socket: the first echo is answered with a reset, the next
+        # one fails with EPIPE - or, without MSG_NOSIGNAL, raises the SIGPIPE
+        # that kills a server.
+        c = connect(srv.port)
+        c.sendall(b'y')  # a round trip first: the server is handling `c` now
+        check(recv_exact(c, 1) == b'y', 'no echo')
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            c.sendall(chunk[:64 << 10])
+            c.close()
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        steady_round()
+
         # The server is alive and still serves newcomers.
         r = run([*PROGS[client], '-p', str(srv.port), 'still', 'here'])
         check(r.returncode == 0 and r.stdout == b'still here', repr(r))
