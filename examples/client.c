@@ -74,10 +74,26 @@ static void usage(FILE *out)
           out);
 }
 
+/*
+ * Ends the process, from either thread. Both threads can fail at once (a
+ * reset fails the send and the receive alike), and exit() must not run in
+ * two threads at the same time. The first caller takes this lock and never
+ * releases it; a second one waits here until the process is gone. So there
+ * is exactly one error line.
+ */
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void end_process(int status)
+{
+    pthread_mutex_lock(&exit_lock);
+    exit(status);
+}
+
 /* A failure outside libtcpkit ends the program: "client: WHAT: REASON",
  * exit status 1. */
 static void die(const char *what, const char *reason)
 {
+    pthread_mutex_lock(&exit_lock);
     fprintf(stderr, "client: %s: %s\n", what, reason);
     exit(1);
 }
@@ -87,6 +103,7 @@ static void die(const char *what, const char *reason)
  * printed as it is: "client: connect ...", not "client: connect: connect ...". */
 static void die_tk(void)
 {
+    pthread_mutex_lock(&exit_lock);
     fprintf(stderr, "client: %s\n", tcpkit_last_error());
     exit(1);
 }
@@ -317,10 +334,11 @@ int main(int argc, char **argv)
      * connection. If we are still sending (a server may close first, e.g.
      * after "exit", while standard input is still open), the rest of our
      * input has nobody to read it: we simply end the process, and the kernel
-     * closes the socket and ends the blocked sender thread with it.
+     * closes the socket and ends the blocked sender thread with it (through
+     * end_process(): the sender may be failing at this very moment).
      */
     if (!atomic_load(&session.done_sending))
-        return 0;
+        end_process(0);
     pthread_join(tid, NULL);
     tcpkit_close(session.conn); /* close(): the kernel finishes in the background */
     free(session.message);
