@@ -92,8 +92,9 @@ static int connect_to(const char *host, const char *port)
     return fd;
 }
 
-/* write() to standard output, looping over short writes and EINTR. (A closed
- * pipe raises SIGPIPE here and ends us, like any Unix filter: intended.) */
+/* write() to standard output, looping over short writes and EINTR. While it
+ * waits for a slow reader we read nothing else: fine, that is back-pressure.
+ * (A closed pipe raises SIGPIPE here and ends us, like any Unix filter.) */
 static void write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
@@ -164,9 +165,11 @@ int main(int argc, char **argv)
             sending = 0;
         }
         /* poll(): sleep until the socket has data (or room, when we have
-         * something to send) or standard input has data. */
+         * something to send) or standard input has data. Mistake: sending
+         * everything before reading anything: see the top of the file.
+         * libtcpkit: one thread may send while another receives. */
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN | (left > 0 ? POLLOUT : 0)},
-                              {.fd = reading && left == 0 ? 0 : -1, .events = POLLIN}};
+                              {.fd = reading && left == 0 ? STDIN_FILENO : -1, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -174,17 +177,18 @@ int main(int argc, char **argv)
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             /* recv(): what has arrived, maybe part of what the server sent.
-             * 0 = end of stream: the server closed and sent everything (also
-             * when it was killed: the kernel closes a dead process's
-             * sockets). ECONNRESET = reset: data may be lost. Mistake:
-             * treating both alike. libtcpkit: tcpkit_recv(). */
+             * 0 = end of stream: the server closed; all it sent is here. A
+             * server killed with kill -9 gives that too (its kernel closes
+             * the socket as close() would), so only the protocol can tell a
+             * complete reply. ECONNRESET = reset, data may be lost. Mistake:
+             * treating the two alike. libtcpkit: tcpkit_recv(). */
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n == 0)
                 break;
             if (n < 0 && errno != EINTR && errno != EAGAIN)
                 die("recv", strerror(errno));
             if (n > 0)
-                write_all(1, buf, (size_t)n);
+                write_all(STDOUT_FILENO, buf, (size_t)n);
         }
         if (p[0].revents & POLLOUT) {
             /* send(): maybe only part of it; the rest next time round.
@@ -200,7 +204,7 @@ int main(int argc, char **argv)
             }
         }
         if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(0, in, sizeof in);
+            ssize_t n = read(STDIN_FILENO, in, sizeof in);
             if (n < 0 && errno != EINTR && errno != EAGAIN)
                 die("read standard input", strerror(errno));
             reading = n != 0;

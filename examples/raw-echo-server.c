@@ -68,7 +68,7 @@ static void format_addr(int fd, int peer, char *out, size_t cap)
 
 /* send() may take only PART of the buffer (a short send). Mistake: calling
  * it once and losing the tail, which only shows with big data. MSG_NOSIGNAL:
- * without it, sending to a client that has reset raises SIGPIPE, and its
+ * without it, sending to a client that has gone away raises SIGPIPE, whose
  * default action kills the whole server (write() has no flags: never use it
  * on a socket unless SIGPIPE is ignored). libtcpkit: tcpkit_send_all(). */
 static int send_all(int fd, const char *buf, size_t len)
