@@ -55,11 +55,11 @@ extern "C" {
 /** @brief Major version of the headers (incompatible API changes; never for 1.x). */
 #define TCPKIT_VERSION_MAJOR 1
 /** @brief Minor version of the headers (API additions). */
-#define TCPKIT_VERSION_MINOR 0
+#define TCPKIT_VERSION_MINOR 1
 /** @brief Patch version of the headers (fixes only). */
 #define TCPKIT_VERSION_PATCH 0
 /** @brief The headers' version as a string, "MAJOR.MINOR.PATCH". */
-#define TCPKIT_VERSION_STRING "1.0.0"
+#define TCPKIT_VERSION_STRING "1.1.0"
 
 /**
  * @brief Buffer size that holds any address string the library writes.
@@ -89,7 +89,20 @@ typedef enum tcpkit_err {
     TCPKIT_ETOOBIG = 11,   /**< A bounded read reached its limit. */
     TCPKIT_EMFILE = 12,    /**< Out of file descriptors (process or system). */
     TCPKIT_ESHUTDOWN = 13, /**< The listener was shut down. */
-    TCPKIT_ESYS = 14       /**< Any other OS error; tcpkit_last_errno() says which. */
+    TCPKIT_ESYS = 14,      /**< Any other OS error; tcpkit_last_errno() says which. */
+    /** TLS handshake or protocol failure: an alert, no common version or
+     *  cipher, a bad record, or a peer that closed without `close_notify`
+     *  (@since 1.1). */
+    TCPKIT_ETLS = 15,
+    /** The peer's certificate was not accepted (unknown CA, self-signed,
+     *  expired, name or pin mismatch, client certificate missing when
+     *  required); tcpkit_last_error() names the exact reason (@since 1.1). */
+    TCPKIT_ECERT = 16,
+    /** Not available in this build or on this kernel, e.g. TLS in a build
+     *  without OpenSSL (@since 1.1). */
+    TCPKIT_ENOTSUP = 17,
+    /** tcpkit_conn_cancel() was called on the connection (@since 1.1). */
+    TCPKIT_ECANCELED = 18
 } tcpkit_err;
 
 /** @brief Address family restriction for name resolution. */
@@ -160,7 +173,7 @@ TCPKIT_EXPORT int tcpkit_last_errno(void);
 /* ------------------------------------------------------------------------ */
 
 /**
- * @brief The version of the library actually running, e.g. "1.0.0".
+ * @brief The version of the library actually running, e.g. "1.1.0".
  *
  * Compare with #TCPKIT_VERSION_STRING to detect a header/library mismatch.
  *
