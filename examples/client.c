@@ -275,7 +275,8 @@ int main(int argc, char **argv)
 
     /*
      * Step 1: connect. Underneath: getaddrinfo() turns the name into a list
-     * of addresses ("localhost" is usually both ::1 and 127.0.0.1), then for
+     * of addresses ("localhost" is usually both ::1 and 127.0.0.1, ::1
+     * first: RFC 6724's ordering ranks it highest), then for
      * each one socket() + a non-blocking connect() + poll() until it
      * completes. libtcpkit races the addresses (Happy Eyeballs, RFC 8305), so
      * a server that listens only on IPv4 is still reached quickly, and it

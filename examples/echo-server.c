@@ -263,6 +263,13 @@ int main(int argc, char **argv)
      * when out of descriptors), then hand the connection to a worker thread
      * that runs echo(). At most max_conns handlers run at once; further
      * clients wait in the kernel's listen backlog until a worker is free.
+     *
+     * Watch that with -m 1 and two clients: the second one's connect
+     * succeeds at once (the kernel completed the handshake), its bytes are
+     * sent, and no echo comes until the first client leaves - the stall of
+     * a server that serves one client at a time. A client without a
+     * timeout cannot tell this from a dead server: `client -t 2000` gives
+     * up with "recv: timed out".
      */
     err = tcpkit_serve(listener, echo, NULL, (int)max_conns);
     if (err != TCPKIT_OK)
