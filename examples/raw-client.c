@@ -7,7 +7,7 @@
  * Sends the MESSAGE words joined by single spaces (no newline added), or else
  * standard input; then half-closes, and copies everything the server sends to
  * standard output until the server closes. Exit 0 then, 1 on a network error
- * ("raw-client: WHAT: REASON"), 2 on bad usage. Every call is commented: what
+ * (one line: "raw-client: WHAT: REASON"), 2 on bad usage. Every call is commented: what
  * it does, the mistake people make there, the libtcpkit call that replaces it.
  *
  * client.c sends on a second thread; this one does both directions on one
@@ -35,15 +35,19 @@ static void die(const char *what, const char *reason)
     exit(1);
 }
 
-/* connect() with EINTR handled. An interrupted connect() goes on in the
- * background; calling it again fails (EALREADY). Wait until the socket is
- * writable, then read the outcome from SO_ERROR. */
+/* One line, naming the operation once: "raw-client: connect HOST port PORT:
+ * REASON". */
 static void connect_failed(const char *host, const char *port, const char *reason)
 {
     fprintf(stderr, "raw-client: connect %s port %s: %s\n", host, port, reason);
     exit(1);
 }
 
+/* connect() with EINTR handled. An interrupted connect() goes on in the
+ * background; calling it again fails (EALREADY). Mistake: retrying it, or
+ * closing and starting over. Wait until the socket is writable, then read
+ * the outcome from SO_ERROR. libtcpkit: tcpkit_connect() does exactly this
+ * for every attempt, since its sockets are non-blocking. */
 static int connect_one(int fd, const struct addrinfo *ai)
 {
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
