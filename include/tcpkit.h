@@ -376,11 +376,16 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  * @param host a host name or a numeric address (IPv6 without brackets,
  *             e.g. "::1"; brackets are tolerated). NULL or "" is invalid;
  *             names longer than 253 bytes are invalid.
- * @param port a number from 1 to 65535, or a service name ("http").
+ * @param port 1-5 ASCII digits, decimal, from 1 to 65535 (leading zeros
+ *             allowed: "00080" is 80), or a service name ("http": a
+ *             letter, then letters, digits and single inner hyphens, at
+ *             most 15 characters). Anything else (" 80", "+80", "80x",
+ *             "0x50", "000080") is invalid and never reaches the resolver.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
  *         #TCPKIT_EINVAL for a NULL @p out, a NULL, empty or over-long
- *         @p host, or a numeric @p port outside 1-65535 ("0", "65536", "-1");
+ *         @p host, a malformed @p port (see above), or a numeric @p port
+ *         outside 1-65535 ("0", "65536");
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EREFUSED, #TCPKIT_EUNREACH, #TCPKIT_ETIMEDOUT,
  *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS.
@@ -412,11 +417,12 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  * @param host a numeric address or host name to bind, or NULL/"" for all
  *             interfaces.
  * @param port a number from 0 to 65535 ("0" for an ephemeral port, see
- *             tcpkit_listener_port()), or a service name.
+ *             tcpkit_listener_port()), or a service name; the same strict
+ *             syntax as tcpkit_connect()'s @p port.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
- *         #TCPKIT_EINVAL for a NULL @p out, a NULL @p port or a numeric
- *         @p port outside 0-65535;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL or malformed @p port or
+ *         a numeric @p port outside 0-65535;
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EADDRINUSE; #TCPKIT_EACCES (e.g. a port below 1024
  *         without privilege); #TCPKIT_EMFILE; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
