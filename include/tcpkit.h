@@ -506,6 +506,22 @@ TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, in
  * is left (never more than @p max_conns) and are reused for later
  * connections; all of them have ended when the call returns.
  *
+ * **After a burst** the pool shrinks again: a worker that has been idle for
+ * 3 seconds exits (its thread and stack are released) unless only 4 workers
+ * are left, the warm set kept for the next connections (lib/serve.c,
+ * `TK_IDLE_EXIT_MS` and `TK_WARM_WORKERS`). So threads and memory come back
+ * near where they started a few seconds after load drops.
+ *
+ * **Overload.** While all @p max_conns handlers are busy, the kernel still
+ * completes the TCP handshake of new clients and queues them in the listen
+ * backlog (tcpkit_opts_set_backlog()): their connect succeeds and they may
+ * send, but nothing answers until a handler returns, and then they are
+ * served in arrival order. Such a client cannot tell "queued" from "served
+ * by a slow handler"; give it its own receive timeout. Once the backlog is
+ * full too, the kernel drops further SYNs, so a new client's connect
+ * neither succeeds nor fails: it retries and times out on the client's own
+ * connect timeout (the server sends no refusal or reset).
+ *
  * The server never dies of a client's behaviour: clients that go away
  * before they are accepted are skipped, and when the process runs out of
  * descriptors, memory or threads (`EMFILE`, `ENFILE`, `ENOMEM`, a failed
@@ -515,12 +531,11 @@ TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, in
  *
  * **Stopping.** After tcpkit_listener_shutdown() (from any thread, from a
  * handler, or from a signal handler) no further connection is accepted,
- * receives that handlers are blocked in (tcpkit_recv() and the other
- * receive calls) return #TCPKIT_ESHUTDOWN, and the call returns once every
- * handler has returned. Sends are not interrupted: a handler blocked in
- * tcpkit_send_all() to a peer that reads nothing delays the return until
- * its timeout passes (set one with tcpkit_opts_set_io_timeout() or
- * tcpkit_conn_set_timeout()). Connections still waiting in the backlog are
+ * receives and sends that handlers are blocked in (tcpkit_recv(),
+ * tcpkit_send_all() and the other I/O calls) return #TCPKIT_ESHUTDOWN, and
+ * the call returns once every handler has returned, promptly even with no
+ * I/O timeout set: a handler pushing data to a client that stopped reading
+ * does not hold it up. Connections still waiting in the backlog are
  * reset when the listener is closed. Called on a listener that is already
  * shut down, the call returns #TCPKIT_OK at once.
  *
@@ -606,7 +621,10 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
  * @return #TCPKIT_OK when all were sent;
  *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
+ *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
+ *         tcpkit_listener_shutdown() (@p *sent says how much went out);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
  */
