@@ -172,6 +172,8 @@ static void *worker_main(void *p)
         tcpkit_close(c);
 
         pthread_mutex_lock(&pool->mu);
+        if (pool->stopping)
+            break; /* stop_workers may already have freed idle workers */
         idle_push(pool, w);
         /* Only a full pool makes the acceptor wait: signalling is needed
          * (and costs a futex call) only then. */
