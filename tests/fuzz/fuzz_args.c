@@ -132,6 +132,13 @@ static bool contract_host(const char *host, struct sockaddr_storage *ss)
     } else {
         memcpy(bare, host, n + 1);
     }
+    /* glibc's getaddrinfo reads "*" as no host: the wildcard for listen,
+     * the local host for connect (the unspecified address, below). */
+    if (strcmp(bare, "*") == 0) {
+        memset(ss, 0, sizeof *ss);
+        ss->ss_family = AF_INET6;
+        return true;
+    }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *res;
     if (bare[0] == '\0' || __real_getaddrinfo(bare, NULL, &hints, &res) != 0)
         return false;
