@@ -17,13 +17,10 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static bool addrs_added;      /* fe80::1, fd00::1, fd00::2 on lo */
@@ -37,19 +34,7 @@ static const char hosts_text[] = "127.0.0.1 localhost\n"
 
 static bool override_hosts(void)
 {
-    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
-        return false;
-    char tmp[] = "/tmp/tk-mutants-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return false;
-    size_t len = strlen(hosts_text);
-    bool ok = write(fd, hosts_text, len) == (ssize_t)len;
-    fchmod(fd, 0644);
-    close(fd);
-    ok = ok && mount(tmp, "/etc/hosts", "none", MS_BIND, NULL) == 0;
-    unlink(tmp);
-    return ok;
+    return th_enter_private_mountns() && th_replace_file("/etc/hosts", hosts_text);
 }
 
 static bool add_addresses(void)
@@ -62,24 +47,24 @@ static bool add_addresses(void)
 
 static void require_netns(void)
 {
-    ck_assert_msg(tk_in_private_netns(), "not in the private network namespace");
+    ck_assert_msg(th_in_private_netns(), "not in the private network namespace");
 }
 
 /* ---- listen backlog ---- */
 
 /* Mutation: listen(fd, SOMAXCONN) instead of listen(fd, o->backlog) in
  * lib/listen.c. With backlog 1 the kernel queues 2 connections and drops
- * further SYNs; with SOMAXCONN tk_fill_backlog never sees a drop and fails
+ * further SYNs; with SOMAXCONN th_fill_backlog never sees a drop and fails
  * the test. */
 START_TEST(backlog_option_applies)
 {
     tcpkit_opts *o = NULL;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_backlog(o, 1), TCPKIT_OK);
-    tcpkit_listener *l = tk_listen_opts("127.0.0.1", o);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", o);
     tcpkit_opts_free(o);
     int fds[64];
-    int n = tk_fill_backlog("127.0.0.1", tcpkit_listener_port(l), fds, 64);
+    int n = th_fill_backlog("127.0.0.1", tcpkit_listener_port(l), fds, 64);
     ck_assert_msg(n <= 4, "backlog 1 queued %d connections", n - 1);
     for (int i = 0; i < n; i++)
         close(fds[i]);
@@ -96,13 +81,13 @@ struct slow_reader {
 
 /* Drains whatever arrived every 100 ms: every drain lets a blocked sender
  * make progress and wait again. */
-static void slow_read(tk_peer *p)
+static void slow_read(th_peer *p)
 {
     struct slow_reader *r = p->arg;
     static char buf[1 << 16];
-    int64_t end = tk_now_ms() + r->lifetime;
+    int64_t end = th_now_ms() + r->lifetime;
     struct pollfd pf = {.fd = r->stop[0], .events = POLLIN};
-    while (tk_now_ms() < end && poll(&pf, 1, 100) == 0) {
+    while (th_now_ms() < end && poll(&pf, 1, 100) == 0) {
         ssize_t n, got = 0;
         while ((n = recv(p->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
             got += n;
@@ -117,27 +102,27 @@ static void slow_read(tk_peer *p)
 START_TEST(send_all_timeout_bounds_whole_call)
 {
     tcpkit_conn *c;
-    tk_peer p = {0};
-    tk_pair_raw(&c, &p.fd);
+    th_peer p = {0};
+    th_pair_raw(&c, &p.fd);
     int small = 4096;
     setsockopt(tcpkit_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     struct slow_reader r;
     ck_assert_int_eq(pipe2(r.stop, O_CLOEXEC), 0);
-    int64_t bound = 1000 + 1500LL * tk_time_scale();
+    int64_t bound = 1000 + 1500LL * th_time_scale();
     r.lifetime = bound + 2000;
     p.arg = &r;
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 1000), TCPKIT_OK);
     size_t len = 16u << 20, sent = 0;
     char *data = calloc(1, len);
     ck_assert_ptr_nonnull(data);
-    tk_peer_start(&p, slow_read);
+    th_peer_start(&p, slow_read);
 
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_send_all(c, data, len, &sent);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     ck_assert_int_eq(write(r.stop[1], "x", 1), 1);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     free(data);
     tcpkit_close(c);
     close(r.stop[0]);
@@ -167,11 +152,11 @@ START_TEST(recv_line_readahead_within_cap)
 {
     tcpkit_conn *c;
     int s;
-    tk_pair_raw(&c, &s);
+    th_pair_raw(&c, &s);
     enum { TOTAL = 20000, CAP = 10001 };
     static char out[TOTAL], line[CAP];
     memset(out, 'x', sizeof out);
-    ck_assert_uint_eq(tk_raw_send_all(s, out, sizeof out), sizeof out);
+    ck_assert_uint_eq(th_raw_send_all(s, out, sizeof out), sizeof out);
     /* Let everything arrive first, so recv() could take all of it. */
     int fd = tcpkit_conn_fd(c);
     for (int i = 0; i < 100 && bytes_queued(fd) < TOTAL; i++) {
@@ -199,17 +184,17 @@ START_TEST(link_local_addresses_keep_zone)
 {
     require_netns();
     if (!addrs_added) {
-        fprintf(stderr, "SKIP link_local_addresses_keep_zone: no fe80::1 on lo\n");
+        th_skip("link_local_addresses_keep_zone: no fe80::1 on lo");
         return;
     }
-    tcpkit_listener *l = tk_listen_loopback("fe80::1%lo");
+    tcpkit_listener *l = th_listen_loopback("fe80::1%lo");
     char want[TCPKIT_ADDRSTRLEN], got[TCPKIT_ADDRSTRLEN], port[16];
     snprintf(want, sizeof want, "[fe80::1%%lo]:%d", tcpkit_listener_port(l));
     ck_assert_int_eq(tcpkit_listener_addr(l, got, sizeof got), TCPKIT_OK);
     ck_assert_str_eq(got, want);
 
     tcpkit_conn *c = NULL, *a = NULL;
-    tcpkit_err e = tcpkit_connect(&c, "fe80::1%lo", tk_port_str(l, port, sizeof port), NULL);
+    tcpkit_err e = tcpkit_connect(&c, "fe80::1%lo", th_port_str(l, port, sizeof port), NULL);
     ck_assert_msg(e == TCPKIT_OK, "connect: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_int_eq(tcpkit_conn_peer(c, got, sizeof got), TCPKIT_OK);
     ck_assert_str_eq(got, want);
@@ -257,7 +242,7 @@ START_TEST(listener_shutdown_keeps_errno)
 {
     int first = dup(0);
     close(first);
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int ev = find_eventfd(first);
     ck_assert_msg(ev >= 0, "the listener has no eventfd");
     uint64_t max = UINT64_C(0xfffffffffffffffe);
@@ -301,13 +286,13 @@ START_TEST(happy_eyeballs_alternates_families)
 {
     require_netns();
     if (!addrs_added || !hosts_overridden) {
-        fprintf(stderr, "SKIP happy_eyeballs_alternates_families: no fd00:: addresses or "
-                        "private /etc/hosts\n");
+        th_skip("happy_eyeballs_alternates_families: no fd00:: addresses or private "
+                "/etc/hosts");
         return;
     }
     /* A port with nothing on it anywhere: every attempt is refused. */
     int port = 0;
-    int hold = tk_raw_listen("127.0.0.1", 1, &port);
+    int hold = th_raw_listen("127.0.0.1", 1, &port);
     close(hold);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
@@ -340,9 +325,9 @@ END_TEST
 int main(void)
 {
     /* Before any thread exists (unshare of a user namespace needs that). */
-    if (!tk_enter_private_netns()) {
+    if (!th_enter_private_netns()) {
         fprintf(stderr, "SKIP core-mutants: cannot create a private network namespace\n");
-        return 77;
+        return TH_SKIPPED;
     }
     addrs_added = add_addresses();
     hosts_overridden = override_hosts();
@@ -351,7 +336,7 @@ int main(void)
                 addrs_added ? "added" : "not added", hosts_overridden ? "private" : "not private");
 
     Suite *s = suite_create("core-mutants");
-    TCase *tc = tk_tcase("mutants", 30);
+    TCase *tc = th_tcase("mutants", 30);
     tcase_add_test(tc, backlog_option_applies);
     tcase_add_test(tc, send_all_timeout_bounds_whole_call);
     tcase_add_test(tc, recv_line_readahead_within_cap);
@@ -359,5 +344,5 @@ int main(void)
     tcase_add_test(tc, listener_shutdown_keeps_errno);
     tcase_add_test(tc, happy_eyeballs_alternates_families);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

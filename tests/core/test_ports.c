@@ -18,12 +18,9 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static bool services_overridden;
@@ -42,24 +39,12 @@ static const char services_text[] = "tk-valid 4001/tcp\n"
 
 static bool override_services(void)
 {
-    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
-        return false;
-    char tmp[] = "/tmp/tk-ports-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return false;
-    size_t len = strlen(services_text);
-    bool ok = write(fd, services_text, len) == (ssize_t)len;
-    fchmod(fd, 0644);
-    close(fd);
-    ok = ok && mount(tmp, "/etc/services", "none", MS_BIND, NULL) == 0;
-    unlink(tmp);
-    return ok;
+    return th_enter_private_mountns() && th_replace_file("/etc/services", services_text);
 }
 
 static void require_netns(void)
 {
-    ck_assert_msg(tk_in_private_netns(), "not in the private network namespace");
+    ck_assert_msg(th_in_private_netns(), "not in the private network namespace");
 }
 
 /* Both calls must reject port with EINVAL and leave *out NULL. */
@@ -80,7 +65,7 @@ static void assert_rejected(const char *port)
 /* A raw listener on 127.0.0.1:port (the namespace is empty: it is free). */
 static int listen_fixed(int port)
 {
-    int fd = tk_raw_listen_port("127.0.0.1", port, 16);
+    int fd = th_raw_listen_port("127.0.0.1", port, 16);
     ck_assert_msg(fd >= 0, "cannot bind 127.0.0.1:%d in the private namespace", port);
     return fd;
 }
@@ -217,8 +202,7 @@ START_TEST(valid_names_reach_the_resolver)
                       tcpkit_strerror(e), tcpkit_last_error());
     }
     if (!services_overridden) {
-        fprintf(stderr, "SKIP valid_names_reach_the_resolver (known name): no private "
-                        "/etc/services\n");
+        th_skip("valid_names_reach_the_resolver (known name): no private /etc/services");
         return;
     }
     /* Known through the private /etc/services: the call lands on 4001. */
@@ -230,7 +214,7 @@ START_TEST(malformed_names_would_resolve)
 {
     require_netns();
     if (!services_overridden) {
-        fprintf(stderr, "SKIP malformed_names_would_resolve: no private /etc/services\n");
+        th_skip("malformed_names_would_resolve: no private /etc/services");
         return;
     }
     /* The proof that the rejection happens before the resolver: the
@@ -258,16 +242,16 @@ END_TEST
 int main(void)
 {
     /* Before any thread exists (unshare of a user namespace needs that). */
-    if (!tk_enter_private_netns()) {
+    if (!th_enter_private_netns()) {
         fprintf(stderr, "SKIP core-ports: cannot create a private network namespace\n");
-        return 77;
+        return TH_SKIPPED;
     }
     services_overridden = override_services();
     if (!services_overridden)
         fprintf(stderr, "note: no private /etc/services; resolver-proof tests skip\n");
 
     Suite *s = suite_create("core-ports");
-    TCase *tc = tk_tcase("ports", 20);
+    TCase *tc = th_tcase("ports", 20);
     tcase_add_test(tc, blanks_never_wrap);
     tcase_add_test(tc, signs_hex_and_garbage);
     tcase_add_test(tc, too_many_digits);
@@ -277,5 +261,5 @@ int main(void)
     tcase_add_test(tc, malformed_names_would_resolve);
     tcase_add_test(tc, null_and_empty);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

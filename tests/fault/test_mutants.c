@@ -44,7 +44,7 @@ START_TEST(sub_millisecond_remainder_still_waits)
     /* Timer slack would stretch each wait and hide the remainder. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 10), TCPKIT_OK);
     char buf[8];
     int64_t shortest = INT64_MAX;
@@ -80,18 +80,18 @@ struct acceptor {
 /* While the test holds the seam, accept4 reports EAGAIN without taking a
  * connection: the test's client can connect and reset before the library
  * sees it, so the library skips a reset-before-accept client for sure. */
-static void accept_once(tk_peer *p)
+static void accept_once(th_peer *p)
 {
     struct acceptor *a = p->arg;
     tf_add((tf_rule){.call = TF_ACCEPT, .action = TF_FAIL, .err = EAGAIN, .while_held = true});
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     a->err = tcpkit_accept(a->l, &c, 1000);
-    a->took = tk_now_ms() - t0;
+    a->took = th_now_ms() - t0;
     tf_reset();
     tcpkit_close(c);
     if (write(a->done[1], "x", 1) != 1)
-        tk_peer_fail(p, "write: %s", strerror(errno));
+        th_peer_fail(p, "write: %s", strerror(errno));
 }
 
 /* Mutation: tcpkit_accept making its deadline anew after skipping a client
@@ -100,23 +100,23 @@ static void accept_once(tk_peer *p)
  * keeps a 1 s accept waiting as long as they come; it must end at ~1 s. */
 START_TEST(accept_timeout_spans_dead_clients)
 {
-    struct acceptor a = {.l = tk_listen_loopback("127.0.0.1")};
+    struct acceptor a = {.l = th_listen_loopback("127.0.0.1")};
     ck_assert_int_eq(pipe2(a.done, O_CLOEXEC), 0);
     int port = tcpkit_listener_port(a.l);
-    int64_t bound = 1000 + 1500LL * tk_time_scale();
-    tk_peer p = {.arg = &a, .fd = -1};
-    tk_peer_start(&p, accept_once);
+    int64_t bound = 1000 + 1500LL * th_time_scale();
+    th_peer p = {.arg = &a, .fd = -1};
+    th_peer_start(&p, accept_once);
     int dead = 0;
     struct pollfd pf = {.fd = a.done[0], .events = POLLIN};
-    int64_t end = tk_now_ms() + bound + 2000;
+    int64_t end = th_now_ms() + bound + 2000;
     /* Paced by the wait for the acceptor's end: one client per 100 ms. */
-    while (tk_now_ms() < end && poll(&pf, 1, 100) == 0) {
+    while (th_now_ms() < end && poll(&pf, 1, 100) == 0) {
         tf_hold(true);
-        tk_raw_abort(tk_raw_connect("127.0.0.1", port));
+        th_raw_abort(th_raw_connect("127.0.0.1", port));
         tf_hold(false);
         dead++;
     }
-    tk_peer_join(&p);
+    th_peer_join(&p);
     close(a.done[0]);
     close(a.done[1]);
     tcpkit_listener_close(a.l);
@@ -130,10 +130,10 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault-mutants");
-    TCase *tc = tk_tcase("mutants", 60);
+    TCase *tc = th_tcase("mutants", 60);
     tcase_add_checked_fixture(tc, fault_reset, fault_reset);
     tcase_add_test(tc, sub_millisecond_remainder_still_waits);
     tcase_add_test(tc, accept_timeout_spans_dead_clients);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -20,18 +20,15 @@
  * the connection's peer (the listener's address) is the requested literal
  * and port. Options come from 4 input bytes each, so INT_MIN and INT_MAX
  * reach every setter. */
-#include "tcpkit.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <net/if.h>
 #include <netdb.h>
-#include <sched.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,43 +60,14 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
 
 static bool private_netns;
 
-static bool enter_private_netns(void)
-{
-    if (unshare(CLONE_NEWNET) != 0)
-        return false;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    bool ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
-    close(fd);
-    return ok;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    private_netns = enter_private_netns();
+    private_netns = th_enter_private_netns();
     if (!private_netns)
         fprintf(stderr, "fuzz_args: no private network namespace; loopback, port 0 only\n");
     return 0;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* ---- the contract, computed independently of the library ---- */
@@ -337,7 +305,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.left -= plen;
 
     tcpkit_opts *o = (flags & 0x80) ? fuzzed_opts(&in) : NULL;
-    int fds = count_fds();
+    int fds = th_count_fds();
     const char *h = (flags & 2) ? NULL : host;
     if (flags & 1) {
         long want = contract_port(port);
@@ -348,6 +316,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         try_connect(h, (flags & 4) ? NULL : port, o);
     }
     tcpkit_opts_free(o);
-    CHECK(count_fds() == fds);
+    CHECK(th_count_fds() == fds);
     return 0;
 }

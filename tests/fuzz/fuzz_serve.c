@@ -18,9 +18,8 @@
  * libFuzzer's -timeout catches a hang), and no descriptor may be left
  * open. Every input is bounded: at most 48 actions, waits of at most a few
  * tens of milliseconds. */
-#include "tcpkit.h"
+#include "helpers.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -284,18 +283,6 @@ static void act(struct client *cl, struct input *in, int port, struct server *s)
     }
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -316,7 +303,7 @@ static tcpkit_opts *server_opts(struct input *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = {data, size};
-    int fds = count_fds();
+    int fds = th_count_fds();
     struct server s = {.result = (tcpkit_err)-1};
     tcpkit_opts *o = server_opts(&in);
     CHECK(tcpkit_listen(&s.l, "127.0.0.1", "0", o) == TCPKIT_OK);
@@ -337,6 +324,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(&cl[i], false);
     tcpkit_listener_close(s.l);
-    CHECK(count_fds() == fds);
+    CHECK(th_count_fds() == fds);
     return 0;
 }

@@ -8,7 +8,6 @@
  * the server thread writes a byte when tcpkit_serve returns: the test
  * waits on descriptors, never on sleeps. */
 #include "helpers.h"
-#include "thread_count.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +46,7 @@ static void *srv_main(void *p)
 static void srv_start(struct srv *s, tcpkit_handler fn, int max, const tcpkit_opts *o)
 {
     memset(s, 0, sizeof *s);
-    s->l = tk_listen_opts("127.0.0.1", o);
+    s->l = th_listen_opts("127.0.0.1", o);
     s->port = tcpkit_listener_port(s->l);
     s->fn = fn;
     s->max = max;
@@ -71,10 +70,10 @@ static bool wait_fd(int fd, int ms)
 /* Waits (bounded) for n handler events. */
 static bool srv_events(struct srv *s, int n, int ms)
 {
-    int64_t end = tk_now_ms() + ms;
+    int64_t end = th_now_ms() + ms;
     char buf[64];
     while (n > 0) {
-        int left = (int)(end - tk_now_ms());
+        int left = (int)(end - th_now_ms());
         if (left <= 0 || !wait_fd(s->events[0], left))
             return false;
         ssize_t r = read(s->events[0], buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
@@ -116,7 +115,7 @@ static void srv_finish(struct srv *s)
 static void echo_handler(tcpkit_conn *c, void *arg)
 {
     struct srv *s = arg;
-    atomic_store(&s->handler_tid, (int)tk_gettid());
+    atomic_store(&s->handler_tid, (int)th_gettid());
     srv_event(s);
     static _Thread_local char buf[1 << 16];
     tcpkit_err err;
@@ -128,10 +127,10 @@ static void echo_handler(tcpkit_conn *c, void *arg)
 }
 
 /* Sends until an error: a client that writes but never reads. */
-static void push_forever(tk_peer *p)
+static void push_forever(th_peer *p)
 {
     static char buf[1 << 16];
-    while (tk_raw_send_all(p->fd, buf, sizeof buf) == sizeof buf)
+    while (th_raw_send_all(p->fd, buf, sizeof buf) == sizeof buf)
         p->result += (int64_t)sizeof buf;
 }
 
@@ -140,27 +139,27 @@ static void push_forever(tk_peer *p)
  * 1.0 (0ef92d1), whose send_all waited without the shutdown wake-up. */
 START_TEST(shutdown_wakes_handler_blocked_in_send)
 {
-    int scale = tk_time_scale();
+    int scale = th_time_scale();
     struct srv s;
     srv_start(&s, echo_handler, 4, NULL);
-    tk_peer client = {.fd = tk_raw_connect("127.0.0.1", s.port)};
-    tk_peer_start(&client, push_forever);
+    th_peer client = {.fd = th_raw_connect("127.0.0.1", s.port)};
+    th_peer_start(&client, push_forever);
     ck_assert(srv_events(&s, 1, 5000 * scale));
     /* The echo fills the client's receive buffer, then the handler sleeps
      * in send_all (and the client in its send). */
-    ck_assert_msg(tk_wait_thread_sleeping(atomic_load(&s.handler_tid), 10000 * scale),
+    ck_assert_msg(th_wait_thread_sleeping(atomic_load(&s.handler_tid), 10000 * scale),
                   "the handler never blocked");
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_listener_shutdown(s.l);
     bool returned = srv_returned(&s, 2000 * scale);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     /* Unblock everything before asserting, so a failure leaves no thread
      * behind: shutdown ends the client's send, and the reset of its close
-     * (linger 0, in tk_peer_join) fails the handler's. */
+     * (linger 0, in th_peer_join) fails the handler's. */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     shutdown(client.fd, SHUT_RDWR);
-    tk_peer_join(&client);
+    th_peer_join(&client);
     srv_finish(&s);
     ck_assert_msg(returned, "tcpkit_serve still running %lld ms after shutdown", (long long)took);
     ck_assert_int_eq(s.result, TCPKIT_OK);
@@ -193,10 +192,10 @@ static void hold_handler(tcpkit_conn *c, void *arg)
  * is not listening (EINVAL). */
 START_TEST(fatal_accept_error_ends_serve)
 {
-    int scale = tk_time_scale();
+    int scale = th_time_scale();
     struct srv s;
     srv_start(&s, hold_handler, 1, NULL);
-    int client = tk_raw_connect("127.0.0.1", s.port);
+    int client = th_raw_connect("127.0.0.1", s.port);
     ck_assert(srv_events(&s, 1, 5000 * scale));
     /* The acceptor waits for the busy worker: swap its descriptor now. */
     int repl = _i == 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -205,7 +204,7 @@ START_TEST(fatal_accept_error_ends_serve)
     ck_assert_int_ge(dup3(repl, tcpkit_listener_fd(s.l), O_CLOEXEC), 0);
     close(repl);
     atomic_store(&s.release, 1);
-    ck_assert_int_eq(tk_raw_send_all(client, "x", 1), 1);
+    ck_assert_int_eq(th_raw_send_all(client, "x", 1), 1);
     bool returned = srv_returned(&s, 5000 * scale);
     close(client);
     srv_finish(&s);
@@ -236,8 +235,8 @@ static void burst(int port, int batch, int rounds, int scale)
     ck_assert_ptr_nonnull(fds);
     for (int r = 0; r < rounds; r++) {
         for (int i = 0; i < batch; i++) {
-            fds[i] = tk_raw_connect("127.0.0.1", port);
-            ck_assert_int_eq(tk_raw_send_all(fds[i], "b", 1), 1);
+            fds[i] = th_raw_connect("127.0.0.1", port);
+            ck_assert_int_eq(th_raw_send_all(fds[i], "b", 1), 1);
         }
         for (int i = 0; i < batch; i++) {
             char b = 0;
@@ -253,11 +252,11 @@ static void burst(int port, int batch, int rounds, int scale)
 /* Polls the thread count (bounded) until it is at most want. */
 static int wait_threads_at_most(int want, int ms)
 {
-    int64_t end = tk_now_ms() + ms;
-    int now = count_threads();
-    while (now > want && tk_now_ms() < end) {
+    int64_t end = th_now_ms() + ms;
+    int now = th_count_threads();
+    while (now > want && th_now_ms() < end) {
         wait_fd(-1, 20); /* no event marks a thread's exit: re-check */
-        now = count_threads();
+        now = th_count_threads();
     }
     return now;
 }
@@ -267,14 +266,14 @@ static int wait_threads_at_most(int want, int ms)
  * start (server thread + warm set) instead of staying at 200. */
 START_TEST(pool_shrinks_after_burst)
 {
-    int scale = tk_time_scale();
-    int batch = tk_under_valgrind() ? 50 : 200, rounds = 10;
-    warm_up_threads();
-    int base = stable_thread_count();
+    int scale = th_time_scale();
+    int batch = th_under_valgrind() ? 50 : 200, rounds = 10;
+    th_warm_up_threads();
+    int base = th_stable_thread_count();
     struct srv s;
     srv_start(&s, echo_once_handler, batch, NULL);
     burst(s.port, batch, rounds, scale);
-    int peak = count_threads();
+    int peak = th_count_threads();
     ck_assert_msg(peak >= base + batch / 2, "the burst grew the pool only to %d threads (base %d)",
                   peak, base);
     /* Server thread + warm set (lib/serve.c TK_WARM_WORKERS, 4) + 1 slack
@@ -287,7 +286,7 @@ START_TEST(pool_shrinks_after_burst)
     burst(s.port, 20, 1, scale);
     srv_finish(&s);
     ck_assert_int_eq(s.result, TCPKIT_OK);
-    now = wait_thread_count(base);
+    now = th_wait_thread_count(base);
     ck_assert_msg(now == base, "thread leak: %d before, %d after", base, now);
 }
 END_TEST
@@ -300,24 +299,24 @@ END_TEST
  * server. Backlog 1, max_conns 1, the one worker held. */
 START_TEST(client_beyond_backlog_times_out)
 {
-    int scale = tk_time_scale();
+    int scale = th_time_scale();
     tcpkit_opts *o = NULL;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_backlog(o, 1), TCPKIT_OK);
     struct srv s;
     srv_start(&s, hold_handler, 1, o);
-    int first = tk_raw_connect("127.0.0.1", s.port);
+    int first = th_raw_connect("127.0.0.1", s.port);
     ck_assert(srv_events(&s, 1, 5000 * scale));
     /* The accept loop now waits for the worker: fill the backlog. */
     int fds[64];
-    int n = tk_fill_backlog("127.0.0.1", s.port, fds, 64);
+    int n = th_fill_backlog("127.0.0.1", s.port, fds, 64);
 
     ck_assert_int_eq(tcpkit_opts_set_connect_timeout(o, 300), TCPKIT_OK);
     char port[16];
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
-    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", tk_port_str(s.l, port, sizeof port), o);
-    int64_t took = tk_now_ms() - t0;
+    int64_t t0 = th_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", th_port_str(s.l, port, sizeof port), o);
+    int64_t took = th_now_ms() - t0;
     tcpkit_opts_free(o);
     for (int i = 0; i < n; i++)
         close(fds[i]);
@@ -335,13 +334,13 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("serve-rel");
-    TCase *tc = tk_tcase("reliability", 60);
+    TCase *tc = th_tcase("reliability", 60);
     tcase_add_test(tc, shutdown_wakes_handler_blocked_in_send);
     tcase_add_loop_test(tc, fatal_accept_error_ends_serve, 0, 2);
     tcase_add_test(tc, client_beyond_backlog_times_out);
     suite_add_tcase(s, tc);
-    tc = tk_tcase("pool", 120);
+    tc = th_tcase("pool", 120);
     tcase_add_test(tc, pool_shrinks_after_burst);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }
