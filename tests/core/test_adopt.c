@@ -397,9 +397,7 @@ START_TEST(local_addr_setter_checks)
     for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++)
         ck_assert_msg(tcpkit_opts_set_local_addr(o, bad_hosts[i], NULL) == TCPKIT_EINVAL, "%s",
                       bad_hosts[i]);
-    /* Strictly malformed strings (" 80", "0x50") are th_check_port's
-     * business and tested with it. */
-    const char *bad_ports[] = {"65536", "-1", "", "80x", "no-such-service"};
+    const char *bad_ports[] = {"65536", "-1", "", " 80", "+80", "80x", "0x50", "no-such-service"};
     for (size_t i = 0; i < sizeof bad_ports / sizeof bad_ports[0]; i++)
         ck_assert_msg(tcpkit_opts_set_local_addr(o, "127.0.0.1", bad_ports[i]) == TCPKIT_EINVAL,
                       "%s", bad_ports[i]);
