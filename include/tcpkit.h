@@ -23,7 +23,9 @@
  *   out-parameter, also when they fail. That pointer may be NULL.
  * - Timeouts are in milliseconds: -1 waits without limit, 0 tries once
  *   without waiting (#TCPKIT_ETIMEDOUT if nothing was ready). A timeout
- *   bounds the whole call, including retries after `EINTR`.
+ *   bounds the whole call, including retries after `EINTR`. Since 1.1 a
+ *   connection may also have a deadline (tcpkit_conn_set_deadline()) that
+ *   bounds every call on it: whichever ends first gives #TCPKIT_ETIMEDOUT.
  * - The library never changes a signal disposition (every send uses
  *   `MSG_NOSIGNAL`, so a closed peer is #TCPKIT_ERESET, never `SIGPIPE`),
  *   opens every descriptor with close-on-exec, never prints, never exits
@@ -438,7 +440,8 @@ TCPKIT_EXPORT tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, 
  * @brief The port the listener is bound to (useful after port "0").
  *
  * @param l the listener.
- * @return the port (1-65535), or -1 if @p l is NULL.
+ * @return the port (1-65535), or -1 if @p l is NULL or a Unix-domain
+ *         listener (tcpkit_listener_from_fd(), since 1.1).
  * @par Thread safety: safe.
  * @since 1.0
  */
@@ -626,6 +629,7 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
  *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
  *         tcpkit_listener_shutdown() (@p *sent says how much went out);
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
  *         #TCPKIT_ESYS.
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
@@ -647,7 +651,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t
  *         #TCPKIT_EINVAL for a NULL @p c or @p buf, or @p cap 0;
  *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
  *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
- *         tcpkit_listener_shutdown(); #TCPKIT_ESYS.
+ *         tcpkit_listener_shutdown();
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -666,7 +672,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size
  * @return #TCPKIT_OK with @p *got == @p len;
  *         #TCPKIT_EOF when the stream ended first;
  *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -692,7 +700,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len
  *         #TCPKIT_ETOOBIG when more than @p max bytes arrived;
  *         #TCPKIT_EINVAL for a NULL @p c or @p data, or @p max 0;
  *         #TCPKIT_ENOMEM (with what arrived so far);
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -720,7 +730,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_all(tcpkit_conn *c, void **data, size_t *le
  * @return #TCPKIT_OK; #TCPKIT_EOF (nothing left at all);
  *         #TCPKIT_ETOOBIG; #TCPKIT_EINVAL for a NULL @p c or @p buf, or
  *         @p cap 0; #TCPKIT_ENOMEM; #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
- *         #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ *         #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -734,7 +746,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap,
  *
  * @param c the connection.
  * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ERESET when
- *         the connection is already gone; #TCPKIT_ESYS.
+ *         the connection is already gone;
+ *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: safe against a concurrent receiver.
  * @since 1.0
  */
