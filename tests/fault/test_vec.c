@@ -2,7 +2,9 @@
 /* 1.1's vectored, file and framed sends under forced short writes, EAGAIN,
  * EINTR and resets at every possible split, through the seam's sendmsg and
  * sendfile64 wrappers: progress is exact, nothing is lost, duplicated or
- * reordered, and the caller's iovec array is never modified.
+ * reordered, and the caller's iovec array is never modified. Also the 1.1
+ * calls that allocate or open a descriptor, when that fails: recv_msg
+ * without memory, and adoption that must leave the descriptor as it was.
  *
  * Check allocates inside its asserts: every test removes its rules
  * (tf_reset) before asserting. */
@@ -10,6 +12,7 @@
 #include "seam.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -229,6 +232,75 @@ START_TEST(sendfile_short_writes_and_reset)
 }
 END_TEST
 
+/* ---- allocation and descriptor failures ---- */
+
+START_TEST(recv_msg_out_of_memory)
+{
+    tcpkit_conn *c, *s;
+    th_pair(&c, &s);
+    ck_assert_int_eq(tcpkit_send_msg(s, "hello", 5, NULL), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, 5000 * th_time_scale()), TCPKIT_OK);
+    /* The read-ahead buffer is allocated first, then the body: fail each. */
+    tcpkit_err e[2];
+    void *data[2];
+    size_t len[2];
+    for (unsigned i = 0; i < 2; i++) {
+        tf_fail(TF_ALLOC, ENOMEM, i, 1, 1);
+        e[i] = tcpkit_recv_msg(c, &data[i], &len[i], 100);
+        tf_reset();
+    }
+    ck_assert_int_eq(e[0], TCPKIT_ENOMEM);
+    ck_assert_ptr_null(data[0]);
+    ck_assert_uint_eq(len[0], 0);
+    ck_assert_int_eq(e[1], TCPKIT_ENOMEM);
+    ck_assert_ptr_null(data[1]);
+    ck_assert_uint_eq(len[1], 0);
+    tcpkit_close(c);
+    tcpkit_close(s);
+}
+END_TEST
+
+static void expect_flags(int fd, int fl, int fdfl)
+{
+    ck_assert_int_eq(fcntl(fd, F_GETFL), fl);
+    ck_assert_int_eq(fcntl(fd, F_GETFD), fdfl);
+}
+
+START_TEST(adoption_failure_leaves_fd_alone)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int fl = fcntl(sv[0], F_GETFL), fdfl = fcntl(sv[0], F_GETFD);
+    tcpkit_conn *c = (tcpkit_conn *)&c;
+    tf_fail(TF_ALLOC, ENOMEM, 0, 1, -1);
+    tcpkit_err e = tcpkit_conn_from_fd(&c, sv[0], NULL);
+    tf_reset();
+    ck_assert_int_eq(e, TCPKIT_ENOMEM);
+    ck_assert_ptr_null(c);
+    expect_flags(sv[0], fl, fdfl); /* blocking and inheritable again */
+    close(sv[0]);
+    close(sv[1]);
+
+    int port;
+    int lfd = th_raw_listen("127.0.0.1", 4, &port);
+    ck_assert_int_eq(fcntl(lfd, F_SETFD, 0), 0);
+    fl = fcntl(lfd, F_GETFL);
+    tcpkit_listener *l = (tcpkit_listener *)&l;
+    tf_fail(TF_EVENTFD, EMFILE, 0, 1, -1);
+    e = tcpkit_listener_from_fd(&l, lfd, NULL);
+    tf_reset();
+    ck_assert_int_eq(e, TCPKIT_EMFILE);
+    ck_assert_ptr_null(l);
+    expect_flags(lfd, fl, 0);
+    tf_fail(TF_ALLOC, ENOMEM, 0, 1, -1);
+    e = tcpkit_listener_from_fd(&l, lfd, NULL);
+    tf_reset();
+    ck_assert_int_eq(e, TCPKIT_ENOMEM);
+    expect_flags(lfd, fl, 0);
+    close(lfd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("fault-vec");
@@ -240,6 +312,10 @@ int main(void)
     suite_add_tcase(su, tc);
     tc = fault_tcase("sendfile", 60);
     tcase_add_test(tc, sendfile_short_writes_and_reset);
+    suite_add_tcase(su, tc);
+    tc = fault_tcase("failures", 30);
+    tcase_add_test(tc, recv_msg_out_of_memory);
+    tcase_add_test(tc, adoption_failure_leaves_fd_alone);
     suite_add_tcase(su, tc);
     return th_run_suite(su);
 }
