@@ -24,6 +24,17 @@ static bool is_v4_mapped(const struct sockaddr *sa)
     return IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
 }
 
+/* n, the length snprintf() reported, or -1 (and "" in buf) when the text
+ * did not fit in cap. */
+static int fitted(int n, char *buf, size_t cap)
+{
+    if (n >= 0 && (size_t)n < cap)
+        return n;
+    if (cap)
+        buf[0] = '\0';
+    return -1;
+}
+
 /* "unix:PATH", "unix:" for an unnamed socket (a socketpair, a client
  * that never bound) and "unix:@NAME" for Linux's abstract names. */
 static int format_unix(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap)
@@ -41,13 +52,7 @@ static int format_unix(const struct sockaddr *sa, socklen_t len, char *buf, size
         n--;
     }
     n = strnlen(path, n);
-    int r = snprintf(buf, cap, "%s%.*s", prefix, (int)n, path);
-    if (r < 0 || (size_t)r >= cap) {
-        if (cap)
-            buf[0] = '\0';
-        return -1;
-    }
-    return r;
+    return fitted(snprintf(buf, cap, "%s%.*s", prefix, (int)n, path), buf, cap);
 }
 
 int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, char *buf, size_t cap)
@@ -76,22 +81,11 @@ int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, cha
                 inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
         }
     } else {
-        if (cap)
-            buf[0] = '\0';
-        return -1;
+        return fitted(-1, buf, cap);
     }
-
-    int n;
     if (!with_port)
-        n = snprintf(buf, cap, "%s", host);
-    else
-        n = snprintf(buf, cap, v6 ? "[%s]:%d" : "%s:%d", host, port);
-    if (n < 0 || (size_t)n >= cap) {
-        if (cap)
-            buf[0] = '\0';
-        return -1;
-    }
-    return n;
+        return fitted(snprintf(buf, cap, "%s", host), buf, cap);
+    return fitted(snprintf(buf, cap, v6 ? "[%s]:%d" : "%s:%d", host, port), buf, cap);
 }
 
 tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap,
