@@ -71,7 +71,8 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_ETOOBIG, 0, "recv_msg: message of %lu bytes exceeds max %zu",
                        (unsigned long)n, max);
     }
-    char *buf = malloc((size_t)n + 1);
+    /* n + 1 wraps only where size_t is 32 bits and n is 4 GiB - 1. */
+    char *buf = (size_t)n < SIZE_MAX ? malloc((size_t)n + 1) : NULL;
     if (!buf)
         return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_msg: out of memory for %lu bytes",
                        (unsigned long)n);
