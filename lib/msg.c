@@ -57,6 +57,7 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_msg: %s is NULL", c ? "data" : "conn");
     if (max == 0)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_msg: max is 0");
+    max = max < SIZE_MAX ? max : SIZE_MAX - 1; /* n + 1 (the NUL) must not wrap */
     tcpkit_err err = tk_conn_check(c, "recv_msg");
     if (err != TCPKIT_OK)
         return err;
@@ -71,8 +72,7 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_ETOOBIG, 0, "recv_msg: message of %lu bytes exceeds max %zu",
                        (unsigned long)n, max);
     }
-    /* n + 1 wraps only where size_t is 32 bits and n is 4 GiB - 1. */
-    char *buf = (size_t)n < SIZE_MAX ? malloc((size_t)n + 1) : NULL;
+    char *buf = malloc((size_t)n + 1);
     if (!buf)
         return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_msg: out of memory for %lu bytes",
                        (unsigned long)n);
