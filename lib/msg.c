@@ -47,6 +47,27 @@ static tcpkit_err recv_header(tcpkit_conn *c, tk_deadline *d, uint32_t *n)
     return TCPKIT_OK;
 }
 
+/* Receives the n-byte body into a new buffer. Whatever arrived of it is
+ * handed back, on every outcome but ENOMEM. */
+static tcpkit_err recv_body(tcpkit_conn *c, uint32_t n, tk_deadline *d, void **data, size_t *len)
+{
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_msg: out of memory for %lu bytes",
+                       (unsigned long)n);
+    size_t got = 0;
+    tcpkit_err err = tk_recv_exact(c, buf, n, &got, d, "recv_msg");
+    buf[got] = '\0';
+    *data = buf;
+    if (len)
+        *len = got;
+    if (err == TCPKIT_EOF)
+        return tk_fail(TCPKIT_EOF, 0,
+                       "recv_msg: truncated message: end of stream after %zu of %lu body bytes",
+                       got, (unsigned long)n);
+    return err;
+}
+
 tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
 {
     if (len)
@@ -72,20 +93,5 @@ tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_ETOOBIG, 0, "recv_msg: message of %lu bytes exceeds max %zu",
                        (unsigned long)n, max);
     }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf)
-        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "recv_msg: out of memory for %lu bytes",
-                       (unsigned long)n);
-    size_t got = 0;
-    err = tk_recv_exact(c, buf, n, &got, &d, "recv_msg");
-    /* Whatever arrived of the body is handed back, on every outcome. */
-    buf[got] = '\0';
-    *data = buf;
-    if (len)
-        *len = got;
-    if (err == TCPKIT_EOF)
-        return tk_fail(TCPKIT_EOF, 0,
-                       "recv_msg: truncated message: end of stream after %zu of %lu body bytes",
-                       got, (unsigned long)n);
-    return err;
+    return recv_body(c, n, &d, data, len);
 }
