@@ -29,17 +29,6 @@ struct tk_ctx {
 
 struct tk_loop;
 
-/* The record behind tcpkit_last_error(): one per thread, one per fiber. */
-#ifndef TK_ERRMSG_MAX
-#define TK_ERRMSG_MAX 1024
-struct tk_errrec {
-    int os_errno;
-    char msg[TK_ERRMSG_MAX];
-};
-/* Makes r the calling thread's current record (NULL: its own). */
-void tk_error_use(struct tk_errrec *r);
-#endif
-
 typedef struct tk_fiber {
     struct tk_ctx ctx;
     void (*fn)(void *);
@@ -52,12 +41,12 @@ typedef struct tk_fiber {
     void *tsan;
     unsigned vg_id;
     /* The loop's bookkeeping (lib/loop.c). */
-    struct tk_fiber *next; /* run queue link */
-    size_t heap_idx;       /* index in the timer heap, SIZE_MAX when absent */
-    uint64_t wake_at;      /* CLOCK_MONOTONIC ns, when heap_idx is valid */
-    bool parked;           /* waiting for an fd, a timer or a helper */
-    bool timed_out;        /* the timer, not an fd, ended the last park */
-    bool wants_wake;       /* the park ends on the server's shutdown too */
+    struct tk_fiber *next;                  /* run queue link */
+    size_t heap_idx;                        /* index in the timer heap, SIZE_MAX when absent */
+    uint64_t wake_at;                       /* CLOCK_MONOTONIC ns, when heap_idx is valid */
+    bool parked;                            /* waiting for an fd, a timer or a helper */
+    bool timed_out;                         /* the timer, not an fd, ended the last park */
+    bool wants_wake;                        /* the park ends on the server's shutdown too */
     struct tk_fiber *prev_live, *next_live; /* every fiber of the loop */
     struct tk_loop *loop;
     tcpkit_conn *conn;
@@ -116,10 +105,6 @@ struct tk_helpers {
 tcpkit_err tk_helpers_init(struct tk_helpers *h);
 /* Lets the helpers finish the queued work and joins them. */
 void tk_helpers_stop(struct tk_helpers *h);
-
-/* Starts a thread with the asynchronous signals blocked (lib/serve.c), so
- * the program's own threads keep receiving them. Returns 0 or an errno. */
-int tk_thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
 
 /* ---- the loop (lib/loop.c) ---- */
 

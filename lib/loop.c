@@ -47,8 +47,8 @@ struct tk_loop {
     int nlive;
     struct tk_stack_cache stacks;
     bool shutting;
-    bool armed;       /* the listener is in the epoll set */
-    bool full;        /* disarmed because max_conns was reached */
+    bool armed;        /* the listener is in the epoll set */
+    bool full;         /* disarmed because max_conns was reached */
     uint64_t rearm_at; /* back-off after EMFILE/ENOMEM: re-arm then */
     int backoff_ms;
     pthread_mutex_t mu;
@@ -278,7 +278,8 @@ static int collect(struct tk_loop *lp, struct pollfd *p, nfds_t n)
             p[i].revents = lp->shutting ? POLLIN : 0;
         } else {
             struct fdent *e = &lp->fds[p[i].fd];
-            uint32_t want = (p[i].events & POLLIN ? EV_IN : 0) | (p[i].events & POLLOUT ? EV_OUT : 0);
+            uint32_t want =
+                (p[i].events & POLLIN ? EV_IN : 0) | (p[i].events & POLLOUT ? EV_OUT : 0);
             uint32_t got = e->ready & (want | EPOLLHUP | EPOLLERR);
             e->ready &= ~(got & (EPOLLIN | EPOLLOUT | EPOLLRDHUP));
             p[i].revents = (short)((got & (EPOLLIN | EPOLLRDHUP) ? POLLIN : 0) |
@@ -693,4 +694,15 @@ tcpkit_err tk_serve_fibers(tcpkit_listener *l, tcpkit_handler fn, void *arg,
         loop_fini(&srv.loops[i]);
     free(srv.loops);
     return err;
+}
+
+tcpkit_err tcpkit_serve_with(tcpkit_listener *l, tcpkit_handler fn, void *arg,
+                             const tcpkit_opts *opts)
+{
+    if (!l || !fn)
+        return tk_fail(TCPKIT_EINVAL, 0, "serve: %s", !l ? "listener is NULL" : "handler is NULL");
+    struct tcpkit_opts o = tk_serve_opts(opts);
+    if (o.serve_mode == TCPKIT_SERVE_THREADS)
+        return tk_serve_threads(l, fn, arg, o.max_conns, o.stack_size);
+    return tk_serve_fibers(l, fn, arg, &o);
 }
