@@ -856,11 +856,12 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size
  * fiber mode also once every fiber stack and helper thread is freed.
  *
  * In #TCPKIT_SERVE_FIBERS mode (the default) handlers are fibers (see
- * @ref fibers) on tcpkit_opts_set_serve_threads() event-loop threads; the
- * calling thread is one of them. Each loop takes connections from the
+ * @ref fibers) on tcpkit_opts_set_serve_threads() event-loop threads, while
+ * the calling thread waits for them. Each loop takes connections from the
  * shared listener (`EPOLLEXCLUSIVE`), so they spread over the loops; a
- * fiber stays on its loop. Extra loop threads and helper threads start
- * with the same signals blocked as tcpkit_serve()'s workers.
+ * fiber stays on its loop. Loop threads and helper threads start with the
+ * same signals blocked as tcpkit_serve()'s workers, so handlers see the
+ * same signal mask in both modes.
  * In #TCPKIT_SERVE_THREADS mode it is tcpkit_serve() with the options'
  * max_conns and stack size.
  *

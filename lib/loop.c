@@ -650,11 +650,13 @@ static tcpkit_err loops_init(struct server *srv, size_t stack_size)
     return TCPKIT_OK;
 }
 
-/* Runs loop 0 on the calling thread and the others on new threads; returns
- * when all have ended. */
+/* Runs every loop on a thread of its own, with the asynchronous signals
+ * blocked as tcpkit_serve()'s workers have them: the caller only waits, so
+ * its signal handlers (a SIGINT that shuts the server down) never run on a
+ * fiber. Returns when all loops have ended. */
 static tcpkit_err loops_run(struct server *srv)
 {
-    int started = 1;
+    int started = 0;
     tcpkit_err err = TCPKIT_OK;
     for (; started < srv->nloops; started++) {
         int e = tk_thread_start(&srv->loops[started].tid, 0, loop_thread, &srv->loops[started]);
@@ -664,8 +666,7 @@ static tcpkit_err loops_run(struct server *srv)
             break;
         }
     }
-    loop_run(&srv->loops[0]);
-    for (int i = 1; i < started; i++)
+    for (int i = 0; i < started; i++)
         pthread_join(srv->loops[i].tid, NULL);
     for (int i = 0; i < srv->nloops && err == TCPKIT_OK; i++)
         err = srv->loops[i].fatal;
