@@ -132,12 +132,11 @@ static void asan_unpoison(void *p, size_t len)
 
 /* ---- stacks ---- */
 
+/* sysconf reads the value the kernel passed at exec: no system call, and
+ * no shared cache for the loop threads to race on. */
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    return (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static size_t map_len(size_t stack_size)
