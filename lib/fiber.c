@@ -5,6 +5,11 @@
  * Switches are asymmetric: the loop resumes a fiber, the fiber suspends back
  * to the loop. So each thread has one scheduler context and the fiber being
  * run; the sanitizers see exactly these two stacks trade places. */
+#if defined(TK_FORCE_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
+/* The ucontext fallback longjmps between stacks, which glibc's fortified
+ * longjmp would take for stack corruption. */
+#undef _FORTIFY_SOURCE
+#endif
 #include "fiber.h"
 
 #include <errno.h>
@@ -199,35 +204,7 @@ static void stack_put(struct tk_stack_cache *sc, char *m, size_t len)
 
 /* ---- contexts ---- */
 
-#if defined(__x86_64__)
-/* The frame tk_ctx_switch pops: MXCSR and x87 control word, r15, r14,
- * r13 (entry), r12 (its argument), rbx, rbp, return address. */
-static void ctx_make(tk_fiber *f, char *top)
-{
-    uint64_t *sp = (uint64_t *)(void *)top - 10;
-    memset(sp, 0, 10 * sizeof *sp);
-    uint32_t mxcsr = 0x1f80; /* the ABI's initial state: all masked */
-    uint16_t fcw = 0x037f;
-    memcpy(sp, &mxcsr, sizeof mxcsr);
-    memcpy((char *)sp + 4, &fcw, sizeof fcw);
-    sp[3] = (uint64_t)(uintptr_t)fiber_main;
-    sp[4] = (uint64_t)(uintptr_t)f;
-    sp[7] = (uint64_t)(uintptr_t)tk_ctx_start;
-    f->ctx.sp = sp;
-}
-#elif defined(__aarch64__)
-/* The frame tk_ctx_switch pops: x19 (argument), x20 (entry), x21-x28, x29, x30
- * (return address), d8-d15, fpcr; 176 bytes. */
-static void ctx_make(tk_fiber *f, char *top)
-{
-    uint64_t *sp = (uint64_t *)(void *)top - 22;
-    memset(sp, 0, 22 * sizeof *sp);
-    sp[0] = (uint64_t)(uintptr_t)f;
-    sp[1] = (uint64_t)(uintptr_t)fiber_main;
-    sp[11] = (uint64_t)(uintptr_t)tk_ctx_start;
-    f->ctx.sp = sp;
-}
-#else
+#if defined(TK_CTX_UCONTEXT)
 static _Thread_local tk_fiber *starting;
 
 static void ucontext_entry(void)
@@ -250,6 +227,7 @@ static void ctx_make(tk_fiber *f, char *top)
  * sigprocmask); every later switch is a plain _setjmp/_longjmp. */
 static void tk_ctx_switch(struct tk_ctx *from, struct tk_ctx *to)
 {
+    from->started = 1; /* it runs: resuming it is a _longjmp */
     if (_setjmp(from->jb) != 0)
         return;
     if (!to->started) {
@@ -258,6 +236,34 @@ static void tk_ctx_switch(struct tk_ctx *from, struct tk_ctx *to)
         setcontext(&to->uc);
     }
     _longjmp(to->jb, 1);
+}
+#elif defined(__x86_64__)
+/* The frame tk_ctx_switch pops: MXCSR and x87 control word, r15, r14,
+ * r13 (entry), r12 (its argument), rbx, rbp, return address. */
+static void ctx_make(tk_fiber *f, char *top)
+{
+    uint64_t *sp = (uint64_t *)(void *)top - 10;
+    memset(sp, 0, 10 * sizeof *sp);
+    uint32_t mxcsr = 0x1f80; /* the ABI's initial state: all masked */
+    uint16_t fcw = 0x037f;
+    memcpy(sp, &mxcsr, sizeof mxcsr);
+    memcpy((char *)sp + 4, &fcw, sizeof fcw);
+    sp[3] = (uint64_t)(uintptr_t)fiber_main;
+    sp[4] = (uint64_t)(uintptr_t)f;
+    sp[7] = (uint64_t)(uintptr_t)tk_ctx_start;
+    f->ctx.sp = sp;
+}
+#else /* __aarch64__ */
+/* The frame tk_ctx_switch pops: x19 (argument), x20 (entry), x21-x28, x29, x30
+ * (return address), d8-d15, fpcr; 176 bytes. */
+static void ctx_make(tk_fiber *f, char *top)
+{
+    uint64_t *sp = (uint64_t *)(void *)top - 22;
+    memset(sp, 0, 22 * sizeof *sp);
+    sp[0] = (uint64_t)(uintptr_t)f;
+    sp[1] = (uint64_t)(uintptr_t)fiber_main;
+    sp[11] = (uint64_t)(uintptr_t)tk_ctx_start;
+    f->ctx.sp = sp;
 }
 #endif
 

@@ -11,8 +11,9 @@
 #include <stdint.h>
 
 /* A saved execution context. With the assembly switch it is the stack
- * pointer, everything else is on the suspended stack itself. */
-#if defined(__x86_64__) || defined(__aarch64__)
+ * pointer, everything else is on the suspended stack itself. Other CPUs
+ * (or -DTK_FORCE_UCONTEXT, to test the fallback) use ucontext. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(TK_FORCE_UCONTEXT)
 struct tk_ctx {
     void *sp;
 };
