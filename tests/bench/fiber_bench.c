@@ -518,6 +518,10 @@ static const struct scenario scenarios[] = {
 #define MAX_ROUNDS 20
 
 static double results[N_SCEN][S_COUNT][MAX_ROUNDS];
+/* --server NAME: run only that server (for strace -c / perf). */
+static int only_server = -1;
+/* --scenario N: only that ping-pong scenario (0-3). */
+static int only_scenario = -1;
 
 static double median(const double *v, int n)
 {
@@ -532,9 +536,13 @@ static double median(const double *v, int n)
 static void pp_round(int round, double secs)
 {
     for (size_t s = 0; s < N_SCEN; s++) {
+        if (only_scenario >= 0 && (size_t)only_scenario != s)
+            continue;
         printf("round %d, %-17s", round + 1, scenarios[s].name);
         for (int i = 0; i < S_COUNT; i++) {
             int k = (i + round) % S_COUNT;
+            if (only_server >= 0 && k != only_server)
+                continue;
             struct child ch = server_start((enum server_kind)k);
             results[s][k][round] = pingpong(ch.port, scenarios[s].conns, scenarios[s].len, secs);
             server_stop(&ch);
@@ -589,7 +597,8 @@ static bool idle_report(int n, int n_threads, int iters)
 static void usage(void)
 {
     fprintf(stderr, "usage: fiber-bench [--quick] [--rounds N] [--only pingpong|idle|switch]\n"
-                    "                   [--idle N] [--idle-threads N]\n");
+                    "                   [--idle N] [--idle-threads N] [--server NAME]\n"
+                    "                   [--scenario 0-3]\n");
     exit(2);
 }
 
@@ -607,6 +616,13 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc) {
             idle = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+            for (int k = 0; k < S_COUNT; k++)
+                if (strcmp(argv[i + 1], server_names[k]) == 0)
+                    only_server = k;
+            i++;
+        } else if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc) {
+            only_scenario = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--idle-threads") == 0 && i + 1 < argc) {
             idle_threads = atoi(argv[++i]);
         } else {
