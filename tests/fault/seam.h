@@ -16,8 +16,8 @@
  * Rules marked while_held act only while tf_hold(true) is in force (a
  * process-wide switch another thread can flip).
  */
-#ifndef TK_FAULT_SEAM_H
-#define TK_FAULT_SEAM_H
+#ifndef TH_FAULT_SEAM_H
+#define TH_FAULT_SEAM_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -52,7 +52,7 @@ static void *fsrv_main(void *p)
  * loopback listener). */
 static void fsrv_start(struct fsrv *s, tcpkit_listener *l, tcpkit_handler fn, void *arg, int loops)
 {
-    s->l = l ? l : tk_listen_loopback("127.0.0.1");
+    s->l = l ? l : th_listen_loopback("127.0.0.1");
     s->fn = fn;
     s->arg = arg;
     s->loops = loops;
@@ -153,8 +153,8 @@ static void echo_handler(tcpkit_conn *c, void *arg)
 static bool echo_ok(int fd, uint64_t seed, size_t len)
 {
     char out[4096], in[4096];
-    tk_fill(out, len, seed, 0);
-    if (tk_raw_send_all(fd, out, len) != len)
+    th_fill(out, len, seed, 0);
+    if (th_raw_send_all(fd, out, len) != len)
         return false;
     size_t got = 0;
     while (got < len) {
@@ -174,7 +174,7 @@ static int many_conns(void)
 {
     const char *v = getenv("TCPKIT_FIBER_SCALE");
     int div = v ? atoi(v) : 1;
-    if (tk_under_valgrind() && div < 10)
+    if (th_under_valgrind() && div < 10)
         div = 10;
     return 5000 / (div > 0 ? div : 1);
 }
@@ -188,9 +188,9 @@ START_TEST(echo_5000_connections_on_2_loops)
     int *fds = malloc((size_t)n * sizeof *fds);
     ck_assert_ptr_nonnull(fds);
     for (int i = 0; i < n; i++)
-        fds[i] = tk_raw_connect("127.0.0.1", s.port);
+        fds[i] = th_raw_connect("127.0.0.1", s.port);
     /* All handlers run at once: each is a fiber waiting in a receive. */
-    ck_assert_msg(wait_count(&started, n, 30000 * tk_time_scale()), "%d of %d handlers started",
+    ck_assert_msg(wait_count(&started, n, 30000 * th_time_scale()), "%d of %d handlers started",
                   get(&started), n);
     /* Every byte comes back to the client that sent it, in two rounds so
      * each fiber waits, wakes, and waits again. */
@@ -202,7 +202,7 @@ START_TEST(echo_5000_connections_on_2_loops)
     ck_assert_int_eq(get(&finished), 0);
     for (int i = 0; i < n; i++)
         close(fds[i]);
-    ck_assert(wait_count(&finished, n, 30000 * tk_time_scale()));
+    ck_assert(wait_count(&finished, n, 30000 * th_time_scale()));
     fsrv_stop(&s);
     assert_no_bad();
     free(fds);
@@ -217,9 +217,9 @@ static void timeout_handler(tcpkit_conn *c, void *arg)
     bump(&started);
     tcpkit_conn_set_timeout(c, 100);
     char b;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err err = tcpkit_recv(c, &b, 1, NULL);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     if (err != TCPKIT_ETIMEDOUT || took < 95)
         note_bad("timeout", err);
     tcpkit_send_all(c, "T", 1, NULL);
@@ -232,21 +232,21 @@ START_TEST(io_timeout_in_fibers)
     struct fsrv s = {0};
     fsrv_start(&s, NULL, timeout_handler, NULL, 1);
     int fds[20];
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     for (int i = 0; i < 20; i++)
-        fds[i] = tk_raw_connect("127.0.0.1", s.port);
+        fds[i] = th_raw_connect("127.0.0.1", s.port);
     /* 20 fibers on one loop time out together, not one after another. */
     for (int i = 0; i < 20; i++) {
         char b = 0;
-        ck_assert_int_eq(tk_raw_recv_all(fds[i], &b, 1), 1);
+        ck_assert_int_eq(th_raw_recv_all(fds[i], &b, 1), 1);
         ck_assert_int_eq(b, 'T');
         close(fds[i]);
     }
-    int64_t took = tk_now_ms() - t0;
-    ck_assert(wait_count(&finished, 20, 5000 * tk_time_scale()));
+    int64_t took = th_now_ms() - t0;
+    ck_assert(wait_count(&finished, 20, 5000 * th_time_scale()));
     fsrv_stop(&s);
     assert_no_bad();
-    ck_assert_msg(took < 1500 * tk_time_scale(), "20 timeouts of 100 ms took %lld ms",
+    ck_assert_msg(took < 1500 * th_time_scale(), "20 timeouts of 100 ms took %lld ms",
                   (long long)took);
 }
 END_TEST
@@ -281,21 +281,21 @@ START_TEST(shutdown_wakes_send_recv_and_sleep)
     static const char kinds[] = "srz";
     int fds[30];
     for (int i = 0; i < 30; i++) {
-        fds[i] = tk_raw_connect("127.0.0.1", s.port);
-        ck_assert_int_eq(tk_raw_send_all(fds[i], &kinds[i % 3], 1), 1);
+        fds[i] = th_raw_connect("127.0.0.1", s.port);
+        ck_assert_int_eq(th_raw_send_all(fds[i], &kinds[i % 3], 1), 1);
     }
-    ck_assert(wait_count(&started, 30, 10000 * tk_time_scale()));
+    ck_assert(wait_count(&started, 30, 10000 * th_time_scale()));
     /* The senders are sending (and soon blocked on full buffers). */
     for (int i = 0; i < 30; i += 3) {
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
-        ck_assert_int_eq(poll(&p, 1, 5000 * tk_time_scale()), 1);
+        ck_assert_int_eq(poll(&p, 1, 5000 * th_time_scale()), 1);
     }
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     fsrv_stop(&s);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     ck_assert_int_eq(get(&finished), 30);
     assert_no_bad();
-    ck_assert_msg(took < 2000 * tk_time_scale(), "shutdown took %lld ms", (long long)took);
+    ck_assert_msg(took < 2000 * th_time_scale(), "shutdown took %lld ms", (long long)took);
     for (int i = 0; i < 30; i++)
         close(fds[i]);
 }
@@ -307,9 +307,9 @@ static void sleep_handler(tcpkit_conn *c, void *arg)
 {
     (void)arg;
     bump(&started);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err err = tcpkit_sleep(500);
-    if (err != TCPKIT_OK || tk_now_ms() - t0 < 500)
+    if (err != TCPKIT_OK || th_now_ms() - t0 < 500)
         note_bad("sleep", err);
     tcpkit_send_all(c, "z", 1, NULL);
     bump(&finished);
@@ -323,20 +323,20 @@ START_TEST(sleep_1000_fibers_at_once)
     fsrv_start(&s, NULL, sleep_handler, NULL, 1);
     int *fds = malloc((size_t)n * sizeof *fds);
     ck_assert_ptr_nonnull(fds);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     for (int i = 0; i < n; i++)
-        fds[i] = tk_raw_connect("127.0.0.1", s.port);
-    ck_assert(wait_count(&finished, n, 30000 * tk_time_scale()));
-    int64_t took = tk_now_ms() - t0;
+        fds[i] = th_raw_connect("127.0.0.1", s.port);
+    ck_assert(wait_count(&finished, n, 30000 * th_time_scale()));
+    int64_t took = th_now_ms() - t0;
     for (int i = 0; i < n; i++) {
         char b = 0;
-        ck_assert_int_eq(tk_raw_recv_all(fds[i], &b, 1), 1);
+        ck_assert_int_eq(th_raw_recv_all(fds[i], &b, 1), 1);
         close(fds[i]);
     }
     fsrv_stop(&s);
     assert_no_bad();
     /* One loop thread: sleeping one after another would take n * 0.5 s. */
-    ck_assert_msg(took < 3000 * tk_time_scale(), "%d sleeps of 500 ms took %lld ms", n,
+    ck_assert_msg(took < 3000 * th_time_scale(), "%d sleeps of 500 ms took %lld ms", n,
                   (long long)took);
     free(fds);
 }
@@ -346,9 +346,9 @@ START_TEST(sleep_outside_fibers)
 {
     ck_assert_int_eq(tcpkit_sleep(-1), TCPKIT_EINVAL);
     ck_assert_int_eq(tcpkit_sleep(0), TCPKIT_OK);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_sleep(50), TCPKIT_OK);
-    ck_assert_int_ge(tk_now_ms() - t0, 50);
+    ck_assert_int_ge(th_now_ms() - t0, 50);
 }
 END_TEST
 
@@ -392,14 +392,14 @@ START_TEST(run_blocking_keeps_the_loop_running)
     ck_assert_int_eq(pipe(block_pipe), 0);
     struct fsrv s = {0};
     fsrv_start(&s, NULL, blocking_handler, NULL, 1);
-    int blocker = tk_raw_connect("127.0.0.1", s.port);
-    ck_assert_int_eq(tk_raw_send_all(blocker, "B", 1), 1);
-    ck_assert(wait_count(&started, 1, 5000 * tk_time_scale()));
+    int blocker = th_raw_connect("127.0.0.1", s.port);
+    ck_assert_int_eq(th_raw_send_all(blocker, "B", 1), 1);
+    ck_assert(wait_count(&started, 1, 5000 * th_time_scale()));
     /* The only loop thread has a fiber waiting on a blocking read, yet
      * other connections on it keep being served. */
     for (int i = 0; i < 20; i++) {
-        int fd = tk_raw_connect("127.0.0.1", s.port);
-        ck_assert_int_eq(tk_raw_send_all(fd, "e", 1), 1);
+        int fd = th_raw_connect("127.0.0.1", s.port);
+        ck_assert_int_eq(th_raw_send_all(fd, "e", 1), 1);
         ck_assert(echo_ok(fd, (uint64_t)i, 300));
         close(fd);
     }
@@ -407,7 +407,7 @@ START_TEST(run_blocking_keeps_the_loop_running)
     ck_assert_int_eq(poll(&p, 1, 0), 0);
     ck_assert_int_eq(write(block_pipe[1], "!", 1), 1);
     char b = 0;
-    ck_assert_int_eq(tk_raw_recv_all(blocker, &b, 1), 1);
+    ck_assert_int_eq(th_raw_recv_all(blocker, &b, 1), 1);
     ck_assert_int_eq(b, '!');
     close(blocker);
     fsrv_stop(&s);
@@ -462,15 +462,15 @@ START_TEST(proxy_connects_out)
     fsrv_start(&front, NULL, proxy_handler, NULL, 1);
     int fds[40];
     for (int i = 0; i < 40; i++) {
-        fds[i] = tk_raw_connect("127.0.0.1", front.port);
+        fds[i] = th_raw_connect("127.0.0.1", front.port);
         char req[32];
         int len = snprintf(req, sizeof req, "%c%d\n", i % 2 ? 'n' : 'a', i);
-        ck_assert_int_eq(tk_raw_send_all(fds[i], req, (size_t)len), (size_t)len);
+        ck_assert_int_eq(th_raw_send_all(fds[i], req, (size_t)len), (size_t)len);
     }
     for (int i = 0; i < 40; i++) {
         char req[32], rep[32] = {0};
         int len = snprintf(req, sizeof req, "%c%d\n", i % 2 ? 'n' : 'a', i);
-        ck_assert_int_eq(tk_raw_recv_all(fds[i], rep, sizeof rep - 1), (size_t)len);
+        ck_assert_int_eq(th_raw_recv_all(fds[i], rep, sizeof rep - 1), (size_t)len);
         ck_assert_str_eq(rep, req);
         close(fds[i]);
     }
@@ -517,17 +517,17 @@ START_TEST(last_error_per_fiber)
     fsrv_start(&s, NULL, last_error_handler, NULL, 1);
     int fds[50];
     for (int i = 0; i < 50; i++) {
-        fds[i] = tk_raw_connect("127.0.0.1", s.port);
+        fds[i] = th_raw_connect("127.0.0.1", s.port);
         char id[16];
         int len = snprintf(id, sizeof id, "%d\n", i + 1);
-        ck_assert_int_eq(tk_raw_send_all(fds[i], id, (size_t)len), (size_t)len);
+        ck_assert_int_eq(th_raw_send_all(fds[i], id, (size_t)len), (size_t)len);
     }
-    ck_assert(wait_count(&started, 50, 10000 * tk_time_scale()));
+    ck_assert(wait_count(&started, 50, 10000 * th_time_scale()));
     for (int i = 0; i < 50; i++)
-        ck_assert_int_eq(tk_raw_send_all(fds[i], "go", 1), 1);
+        ck_assert_int_eq(th_raw_send_all(fds[i], "go", 1), 1);
     for (int i = 0; i < 50; i++) {
         char b = 0;
-        ck_assert_int_eq(tk_raw_recv_all(fds[i], &b, 1), 1);
+        ck_assert_int_eq(th_raw_recv_all(fds[i], &b, 1), 1);
         close(fds[i]);
     }
     fsrv_stop(&s);
@@ -569,7 +569,7 @@ static int run_overflow_child(char *err, size_t cap)
             _exit(3);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_storage ss;
-        socklen_t len = tk_loopback_sockaddr(AF_INET, tcpkit_listener_port(l), &ss);
+        socklen_t len = th_loopback_sockaddr(AF_INET, tcpkit_listener_port(l), &ss);
         if (connect(fd, (struct sockaddr *)&ss, len) != 0)
             _exit(4);
         tcpkit_opts *o;
@@ -600,7 +600,7 @@ START_TEST(stack_overflow_dies_on_the_guard_page)
 {
     static char err[8192];
     int status = run_overflow_child(err, sizeof err);
-    if (tk_under_asan()) {
+    if (th_under_asan()) {
         /* AddressSanitizer reports the overflow and exits non-zero. */
         ck_assert_msg((WIFEXITED(status) && WEXITSTATUS(status) != 0) || WIFSIGNALED(status),
                       "status %#x", status);
@@ -628,14 +628,14 @@ START_TEST(handler_returns_while_peer_sends)
     struct fsrv s = {0};
     fsrv_start(&s, NULL, early_return_handler, NULL, 1);
     for (int i = 0; i < 10; i++) {
-        int fd = tk_raw_connect("127.0.0.1", s.port);
+        int fd = th_raw_connect("127.0.0.1", s.port);
         static char chunk[65536];
         /* The server reads one byte and closes with the rest unread: the
          * kernel resets the connection; the sender sees an error, the
          * server nothing. */
         size_t sent = 0;
         for (int k = 0; k < 64; k++) {
-            size_t n = tk_raw_send_all(fd, chunk, sizeof chunk);
+            size_t n = th_raw_send_all(fd, chunk, sizeof chunk);
             sent += n;
             if (n < sizeof chunk)
                 break;
@@ -643,12 +643,12 @@ START_TEST(handler_returns_while_peer_sends)
         ck_assert_uint_gt(sent, 0);
         close(fd);
     }
-    ck_assert(wait_count(&finished, 10, 5000 * tk_time_scale()));
+    ck_assert(wait_count(&finished, 10, 5000 * th_time_scale()));
     /* And the server goes on serving. */
-    int fd = tk_raw_connect("127.0.0.1", s.port);
-    ck_assert_int_eq(tk_raw_send_all(fd, "x", 1), 1);
+    int fd = th_raw_connect("127.0.0.1", s.port);
+    ck_assert_int_eq(th_raw_send_all(fd, "x", 1), 1);
     char b;
-    ck_assert_int_eq(tk_raw_recv_all(fd, &b, 1), 0);
+    ck_assert_int_eq(th_raw_recv_all(fd, &b, 1), 0);
     close(fd);
     fsrv_stop(&s);
 }
@@ -683,7 +683,7 @@ START_TEST(options_and_arguments)
     ck_assert_ptr_nonnull(strstr(tcpkit_last_error(), "stack_size"));
     ck_assert_int_eq(tcpkit_opts_set_stack_size(NULL, 65536), TCPKIT_EINVAL);
 
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     ck_assert_int_eq(tcpkit_serve_with(NULL, never_handler, NULL, o), TCPKIT_EINVAL);
     ck_assert_ptr_nonnull(strstr(tcpkit_last_error(), "listener"));
     ck_assert_int_eq(tcpkit_serve_with(l, NULL, NULL, o), TCPKIT_EINVAL);
@@ -700,12 +700,12 @@ END_TEST
 static Suite *fiber_suite(void)
 {
     Suite *s = suite_create("fiber");
-    TCase *tc = tk_tcase("scale", 120);
+    TCase *tc = th_tcase("scale", 120);
     tcase_add_test(tc, echo_5000_connections_on_2_loops);
     tcase_add_test(tc, sleep_1000_fibers_at_once);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("waits", 60);
+    tc = th_tcase("waits", 60);
     tcase_add_test(tc, io_timeout_in_fibers);
     tcase_add_test(tc, shutdown_wakes_send_recv_and_sleep);
     tcase_add_test(tc, sleep_outside_fibers);
@@ -715,7 +715,7 @@ static Suite *fiber_suite(void)
     tcase_add_test(tc, handler_returns_while_peer_sends);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("edges", 60);
+    tc = th_tcase("edges", 60);
     tcase_add_test(tc, stack_overflow_dies_on_the_guard_page);
     tcase_add_test(tc, options_and_arguments);
     suite_add_tcase(s, tc);
@@ -724,5 +724,5 @@ static Suite *fiber_suite(void)
 
 int main(void)
 {
-    return tk_run_suite(fiber_suite());
+    return th_run_suite(fiber_suite());
 }
