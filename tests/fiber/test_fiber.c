@@ -23,6 +23,7 @@ struct fsrv {
     tcpkit_handler fn;
     void *arg;
     int loops;
+    int mode; /* TCPKIT_SERVE_FIBERS (0) unless a test sets it */
     int max;
     size_t stack;
     pthread_t tid;
@@ -39,6 +40,7 @@ static void *fsrv_main(void *p)
         return NULL;
     }
     tcpkit_opts_set_serve_threads(o, s->loops);
+    tcpkit_opts_set_serve_mode(o, (tcpkit_serve_mode)s->mode);
     if (s->max)
         tcpkit_opts_set_max_conns(o, s->max);
     if (s->stack)
@@ -252,7 +254,8 @@ START_TEST(io_timeout_in_fibers)
 END_TEST
 
 /* Blocked in a send to a client that reads nothing, in a receive, or in a
- * long tcpkit_sleep: shutdown ends each wait at once. */
+ * long tcpkit_sleep: shutdown ends each wait at once, in fiber mode and
+ * (the same test, _i = 1) in thread mode. */
 static void stuck_handler(tcpkit_conn *c, void *arg)
 {
     (void)arg;
@@ -276,7 +279,7 @@ static void stuck_handler(tcpkit_conn *c, void *arg)
 START_TEST(shutdown_wakes_send_recv_and_sleep)
 {
     counters_reset();
-    struct fsrv s = {0};
+    struct fsrv s = {.mode = _i};
     fsrv_start(&s, NULL, stuck_handler, NULL, 2);
     static const char kinds[] = "srz";
     int fds[30];
@@ -707,7 +710,8 @@ static Suite *fiber_suite(void)
 
     tc = th_tcase("waits", 60);
     tcase_add_test(tc, io_timeout_in_fibers);
-    tcase_add_test(tc, shutdown_wakes_send_recv_and_sleep);
+    tcase_add_loop_test(tc, shutdown_wakes_send_recv_and_sleep, TCPKIT_SERVE_FIBERS,
+                        TCPKIT_SERVE_THREADS + 1);
     tcase_add_test(tc, sleep_outside_fibers);
     tcase_add_test(tc, run_blocking_keeps_the_loop_running);
     tcase_add_test(tc, proxy_connects_out);
