@@ -10,6 +10,7 @@
 #include "fiber.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -53,7 +54,11 @@ struct tk_loop {
     int backoff_ms;
     pthread_mutex_t mu;
     struct tk_job *done; /* finished by helpers, under mu */
+    /* The accept error that made the listener unusable, as this loop
+     * thread recorded it, for the caller of tcpkit_serve_with. */
     tcpkit_err fatal;
+    int fatal_errno;
+    char fatal_msg[256];
 };
 
 struct server {
@@ -509,6 +514,8 @@ static void accept_batch(struct tk_loop *lp)
             return;
         if (tk_accept_fatal(err)) {
             lp->fatal = err;
+            lp->fatal_errno = tcpkit_last_errno();
+            snprintf(lp->fatal_msg, sizeof lp->fatal_msg, "%s", tcpkit_last_error());
             tcpkit_listener_shutdown(srv->l);
             return;
         }
@@ -668,8 +675,11 @@ static tcpkit_err loops_run(struct server *srv)
     }
     for (int i = 0; i < started; i++)
         pthread_join(srv->loops[i].tid, NULL);
-    for (int i = 0; i < srv->nloops && err == TCPKIT_OK; i++)
-        err = srv->loops[i].fatal;
+    for (int i = 0; i < srv->nloops && err == TCPKIT_OK; i++) {
+        struct tk_loop *lp = &srv->loops[i];
+        if (lp->fatal != TCPKIT_OK)
+            err = tk_fail(lp->fatal, lp->fatal_errno, "%s", lp->fatal_msg);
+    }
     return err;
 }
 

@@ -657,6 +657,56 @@ START_TEST(handler_returns_while_peer_sends)
 }
 END_TEST
 
+/* ---- a listener that becomes unusable ---- */
+
+struct fatal_result {
+    tcpkit_err err;
+    int os_errno;
+    char msg[256];
+};
+
+static void *fatal_serve(void *p)
+{
+    struct fsrv *s = p;
+    struct fatal_result *r = s->arg;
+    fsrv_main(s);
+    r->err = s->result;
+    r->os_errno = tcpkit_last_errno();
+    snprintf(r->msg, sizeof r->msg, "%s", tcpkit_last_error());
+    return NULL;
+}
+
+/* shutdown(2) on the listening socket makes accept fail with EINVAL: the
+ * server stops and returns TCPKIT_ESYS with the loop thread's message on
+ * the caller's thread (_i: serve mode). */
+START_TEST(unusable_listener_ends_the_server)
+{
+    counters_reset();
+    struct fatal_result r = {TCPKIT_OK, 0, ""};
+    struct fsrv s = {.mode = _i,
+                     .l = th_listen_loopback("127.0.0.1"),
+                     .fn = echo_handler,
+                     .arg = &r,
+                     .loops = 2,
+                     .result = (tcpkit_err)-1};
+    s.port = tcpkit_listener_port(s.l);
+    ck_assert_int_eq(pthread_create(&s.tid, NULL, fatal_serve, &s), 0);
+    int fd = th_raw_connect("127.0.0.1", s.port);
+    ck_assert(echo_ok(fd, 7, 100));
+    ck_assert_int_eq(shutdown(tcpkit_listener_fd(s.l), SHUT_RDWR), 0);
+    ck_assert_int_eq(pthread_join(s.tid, NULL), 0);
+    ck_assert_msg(r.err == TCPKIT_ESYS, "serve: %s (%s)", tcpkit_strerror(r.err), r.msg);
+    ck_assert_int_eq(r.os_errno, EINVAL);
+    ck_assert_ptr_nonnull(strstr(r.msg, "accept"));
+    /* The handler was woken like at shutdown and the connection closed. */
+    char b;
+    ck_assert_int_eq(th_raw_recv_all(fd, &b, 1), 0);
+    close(fd);
+    tcpkit_listener_close(s.l);
+    assert_no_bad();
+}
+END_TEST
+
 /* ---- arguments and options ---- */
 
 static void never_handler(tcpkit_conn *c, void *arg)
@@ -722,6 +772,8 @@ static Suite *fiber_suite(void)
     tc = th_tcase("edges", 60);
     tcase_add_test(tc, stack_overflow_dies_on_the_guard_page);
     tcase_add_test(tc, options_and_arguments);
+    tcase_add_loop_test(tc, unusable_listener_ends_the_server, TCPKIT_SERVE_FIBERS,
+                        TCPKIT_SERVE_THREADS + 1);
     suite_add_tcase(s, tc);
     return s;
 }
