@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -548,15 +549,66 @@ static int recurse(volatile char *prev, int depth)
     return depth > 1000000 ? frame[0] : recurse(frame, depth + 1) + frame[511];
 }
 
+/* "<what> 0x<hex>\n" on stderr, async-signal-safe. */
+static void say_addr(const char *what, const void *p)
+{
+    char buf[64];
+    size_t n = strlen(what);
+    memcpy(buf, what, n);
+    buf[n++] = ' ';
+    buf[n++] = '0';
+    buf[n++] = 'x';
+    uintptr_t v = (uintptr_t)p;
+    for (int shift = (int)sizeof v * 8 - 4; shift >= 0; shift -= 4)
+        buf[n++] = "0123456789abcdef"[(v >> shift) & 0xf];
+    buf[n++] = '\n';
+    ssize_t r = write(2, buf, n);
+    (void)r;
+}
+
+/* Reports where the fault was, then lets it kill the process. */
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    say_addr("fault", si->si_addr);
+    signal(sig, SIG_DFL);
+}
+
+/* 'o': recurse without end (on an alternate signal stack for on_segv of
+ * this loop thread); anything else: wait for the end of the connection. */
 static void overflow_handler(tcpkit_conn *c, void *arg)
 {
-    (void)c, (void)arg;
+    (void)arg;
+    char kind = 0;
+    tcpkit_recv_exact(c, &kind, 1, NULL);
+    if (kind != 'o') {
+        while (tcpkit_recv_exact(c, &kind, 1, NULL) == TCPKIT_OK)
+            ;
+        return;
+    }
+    static char alt[64 * 1024];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    if (!th_under_asan())
+        sigaltstack(&ss, NULL);
+    say_addr("frame", &kind);
     recurse(NULL, 0);
 }
 
-/* In a child process: a fiber server with 16 KiB stacks whose handler
- * recurses without end. Returns the child's wait status; its stderr goes
- * to err (cap bytes, NUL-terminated). */
+/* A client connection to l that has sent `kind`. */
+static void overflow_client(tcpkit_listener *l, char kind)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = th_loopback_sockaddr(AF_INET, tcpkit_listener_port(l), &ss);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 || send(fd, &kind, 1, 0) != 1)
+        _exit(4);
+}
+
+/* In a child process: a fiber server with 16 KiB stacks and two clients.
+ * The first one's handler recurses without end; the second one's fiber,
+ * started next, has its stack mapped just below (mmap goes downwards), so
+ * without a guard page the recursion would run into it. Returns the
+ * child's wait status; its stderr goes to err (cap bytes, terminated). */
 static int run_overflow_child(char *err, size_t cap)
 {
     int out[2];
@@ -567,14 +619,15 @@ static int run_overflow_child(char *err, size_t cap)
         dup2(out[1], 2);
         close(out[0]);
         close(out[1]);
+        if (!th_under_asan()) {
+            struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+            sigaction(SIGSEGV, &sa, NULL);
+        }
         tcpkit_listener *l;
         if (tcpkit_listen(&l, "127.0.0.1", "0", NULL) != TCPKIT_OK)
             _exit(3);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_storage ss;
-        socklen_t len = th_loopback_sockaddr(AF_INET, tcpkit_listener_port(l), &ss);
-        if (connect(fd, (struct sockaddr *)&ss, len) != 0)
-            _exit(4);
+        overflow_client(l, 'o');
+        overflow_client(l, 'i');
         tcpkit_opts *o;
         tcpkit_opts_new(&o);
         tcpkit_opts_set_serve_threads(o, 1);
@@ -612,6 +665,16 @@ START_TEST(stack_overflow_dies_on_the_guard_page)
     }
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
                   "the child did not die of SIGSEGV (status %#x)", status);
+    /* It died on the guard page: within the 16 KiB stack (plus the guard
+     * page and the handler's own frame) below the handler's frame, not
+     * further down in the next fiber's stack. */
+    const char *f = strstr(err, "frame 0x"), *g = strstr(err, "fault 0x");
+    ck_assert_msg(f && g, "no addresses reported: %s", err);
+    uintptr_t frame = (uintptr_t)strtoull(f + 6, NULL, 16);
+    uintptr_t fault = (uintptr_t)strtoull(g + 6, NULL, 16);
+    ck_assert_msg(fault < frame && frame - fault <= 24 * 1024,
+                  "fault at %#lx, %ld bytes below the handler's frame %#lx", (unsigned long)fault,
+                  (long)(frame - fault), (unsigned long)frame);
 }
 END_TEST
 
