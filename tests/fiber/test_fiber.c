@@ -484,6 +484,66 @@ START_TEST(proxy_connects_out)
 }
 END_TEST
 
+/* ---- a connect that has to wait parks only its fiber ---- */
+
+static int hang_port;
+
+/* 'C': connect to a listener whose backlog is full (the SYN goes
+ * unanswered) with a 2 s timeout; else an echo. */
+static void hang_handler(tcpkit_conn *c, void *arg)
+{
+    char kind;
+    if (tcpkit_recv_exact(c, &kind, 1, NULL) != TCPKIT_OK)
+        return;
+    if (kind != 'C') {
+        echo_handler(c, arg);
+        return;
+    }
+    bump(&started);
+    char port[16];
+    snprintf(port, sizeof port, "%d", hang_port);
+    tcpkit_opts *o;
+    tcpkit_opts_new(&o);
+    tcpkit_opts_set_connect_timeout(o, 2000 * th_time_scale());
+    tcpkit_conn *up = NULL;
+    char r = (char)tcpkit_connect(&up, "127.0.0.1", port, o);
+    tcpkit_opts_free(o);
+    tcpkit_close(up);
+    tcpkit_send_all(c, &r, 1, NULL);
+}
+
+START_TEST(connect_race_parks_in_the_loop)
+{
+    counters_reset();
+    int lfd = th_raw_listen("127.0.0.1", 1, &hang_port);
+    int fill[64];
+    int nfill = th_fill_backlog("127.0.0.1", hang_port, fill, 64);
+    struct fsrv s = {0};
+    fsrv_start(&s, NULL, hang_handler, NULL, 1);
+    int blocker = th_raw_connect("127.0.0.1", s.port);
+    ck_assert_int_eq(th_raw_send_all(blocker, "C", 1), 1);
+    ck_assert(wait_count(&started, 1, 5000 * th_time_scale()));
+    /* While that fiber waits for the SYN-ACK, its loop serves others. */
+    for (int i = 0; i < 20; i++) {
+        int fd = th_raw_connect("127.0.0.1", s.port);
+        ck_assert_int_eq(th_raw_send_all(fd, "e", 1), 1);
+        ck_assert(echo_ok(fd, (uint64_t)i, 200));
+        close(fd);
+    }
+    struct pollfd p = {.fd = blocker, .events = POLLIN};
+    ck_assert_msg(poll(&p, 1, 0) == 0, "the connect ended before the echoes did");
+    char r = 0;
+    ck_assert_int_eq(th_raw_recv_all(blocker, &r, 1), 1);
+    ck_assert_int_eq(r, TCPKIT_ETIMEDOUT);
+    close(blocker);
+    fsrv_stop(&s);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(lfd);
+    assert_no_bad();
+}
+END_TEST
+
 /* ---- tcpkit_last_error belongs to the fiber ---- */
 
 /* Each fiber records an error naming itself, waits (letting the others
@@ -828,6 +888,7 @@ static Suite *fiber_suite(void)
     tcase_add_test(tc, sleep_outside_fibers);
     tcase_add_test(tc, run_blocking_keeps_the_loop_running);
     tcase_add_test(tc, proxy_connects_out);
+    tcase_add_test(tc, connect_race_parks_in_the_loop);
     tcase_add_test(tc, last_error_per_fiber);
     tcase_add_test(tc, handler_returns_while_peer_sends);
     suite_add_tcase(s, tc);
