@@ -23,10 +23,12 @@
  *   3. sending everything (a send may take only part of the buffer) and
  *      receiving what is there (a receive may return fewer bytes than sent);
  *   4. half-close: how a server learns that the request is complete;
- *   5. the orderly end of a stream (EOF) versus a crash (connection reset).
+ *   5. the orderly end of a stream (EOF) versus a reset, and why a server
+ *      that crashed, even one killed with kill -9, usually gives EOF.
  *
  * Exit status: 0 when the server closed the connection, 1 on a network or
- * I/O error (message "client: WHAT: REASON" on stderr), 2 on bad usage.
+ * I/O error (one line on stderr: "client: " and what failed, e.g.
+ * "client: connect localhost:9999: ..."), 2 on bad usage.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -72,10 +74,37 @@ static void usage(FILE *out)
           out);
 }
 
-/* A failure ends the program: "client: WHAT: REASON", exit status 1. */
+/*
+ * Ends the process, from either thread. Both threads can fail at once (a
+ * reset fails the send and the receive alike), and exit() must not run in
+ * two threads at the same time. The first caller takes this lock and never
+ * releases it; a second one waits here until the process is gone. So there
+ * is exactly one error line.
+ */
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void end_process(int status)
+{
+    pthread_mutex_lock(&exit_lock);
+    exit(status);
+}
+
+/* A failure outside libtcpkit ends the program: "client: WHAT: REASON",
+ * exit status 1. */
 static void die(const char *what, const char *reason)
 {
+    pthread_mutex_lock(&exit_lock);
     fprintf(stderr, "client: %s: %s\n", what, reason);
+    exit(1);
+}
+
+/* A failed libtcpkit call. Its message already names the operation, e.g.
+ * "connect localhost:9999: ::1 port 9999: connection refused", so it is
+ * printed as it is: "client: connect ...", not "client: connect: connect ...". */
+static void die_tk(void)
+{
+    pthread_mutex_lock(&exit_lock);
+    fprintf(stderr, "client: %s\n", tcpkit_last_error());
     exit(1);
 }
 
@@ -134,6 +163,12 @@ static struct session {
  * write", e.g. when standard output is a pipe that is nearly full), and it
  * fails with EINTR when a signal arrives before anything was written. Both
  * are normal: the answer is to loop, never to drop the rest.
+ *
+ * write() has no flags argument, so no MSG_NOSIGNAL: writing to a pipe (or a
+ * socket) whose reader has gone raises SIGPIPE, which kills the process. For
+ * standard output that is the Unix convention (`client | head -c 10` ends
+ * quietly once head has had enough), so we keep it. On a socket, never use
+ * write(): use send() with MSG_NOSIGNAL, as tcpkit_send_all() does.
  */
 static bool write_all(int fd, const char *buf, size_t len)
 {
@@ -155,7 +190,7 @@ static bool write_all(int fd, const char *buf, size_t len)
 static void send_or_die(tcpkit_conn *conn, const void *buf, size_t len)
 {
     if (tcpkit_send_all(conn, buf, len, NULL) != TCPKIT_OK)
-        die("send", tcpkit_last_error());
+        die_tk();
 }
 
 /*
@@ -199,7 +234,7 @@ static void *sender(void *arg)
      * replies still arriving would make our kernel answer with a reset.
      */
     if (tcpkit_close_write(s->conn) != TCPKIT_OK)
-        die("half-close", tcpkit_last_error());
+        die_tk();
     atomic_store(&s->done_sending, true);
     return NULL;
 }
@@ -240,7 +275,8 @@ int main(int argc, char **argv)
 
     /*
      * Step 1: connect. Underneath: getaddrinfo() turns the name into a list
-     * of addresses ("localhost" is usually both ::1 and 127.0.0.1), then for
+     * of addresses ("localhost" is usually both ::1 and 127.0.0.1, ::1
+     * first: RFC 6724's ordering ranks it highest), then for
      * each one socket() + a non-blocking connect() + poll() until it
      * completes. libtcpkit races the addresses (Happy Eyeballs, RFC 8305), so
      * a server that listens only on IPv4 is still reached quickly, and it
@@ -248,7 +284,7 @@ int main(int argc, char **argv)
      */
     tcpkit_opts *opts;
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
-        die("options", tcpkit_last_error());
+        die_tk();
     tcpkit_opts_set_connect_timeout(opts,
                                     timeout_ms > 0 ? (int)timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS);
     if (timeout_ms > 0)
@@ -256,7 +292,7 @@ int main(int argc, char **argv)
     tcpkit_err err = tcpkit_connect(&session.conn, host, port, opts);
     tcpkit_opts_free(opts); /* only read during the call */
     if (err != TCPKIT_OK)
-        die("connect", tcpkit_last_error()); /* lists every address tried */
+        die_tk(); /* lists every address tried */
 
     /* Step 2: the sender thread (see sender() for why it exists). */
     pthread_t tid;
@@ -276,10 +312,19 @@ int main(int argc, char **argv)
         err = tcpkit_recv(session.conn, buf, sizeof buf, &got);
         if (err == TCPKIT_EOF)
             break; /* recv() returned 0: the server closed, all data arrived */
+        /*
+         * ERESET: the server's kernel aborted the connection (RST) and data
+         * may be lost. That happens when the server closes with bytes of
+         * ours still unread, aborts on purpose (tcpkit_abort(), SO_LINGER 0),
+         * or its machine rebooted and forgot the connection. A server that
+         * crashed, even kill -9, is no special case: its kernel closes the
+         * socket as close() would, so we usually see EOF (a reset only if
+         * our bytes were still unread there). So EOF alone does not prove
+         * the reply is complete; only the protocol can (a length, an end
+         * marker). ETIMEDOUT: nothing arrived within -t milliseconds.
+         */
         if (err != TCPKIT_OK)
-            /* ERESET: the server crashed or aborted, data may be lost;
-             * ETIMEDOUT: nothing arrived within -t milliseconds. */
-            die("receive", tcpkit_last_error());
+            die_tk();
         if (!write_all(STDOUT_FILENO, buf, got))
             die("write standard output", strerror(errno));
     }
@@ -290,10 +335,11 @@ int main(int argc, char **argv)
      * connection. If we are still sending (a server may close first, e.g.
      * after "exit", while standard input is still open), the rest of our
      * input has nobody to read it: we simply end the process, and the kernel
-     * closes the socket and ends the blocked sender thread with it.
+     * closes the socket and ends the blocked sender thread with it (through
+     * end_process(): the sender may be failing at this very moment).
      */
     if (!atomic_load(&session.done_sending))
-        return 0;
+        end_process(0);
     pthread_join(tid, NULL);
     tcpkit_close(session.conn); /* close(): the kernel finishes in the background */
     free(session.message);

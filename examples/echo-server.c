@@ -24,7 +24,8 @@
  * Output: exactly one line on stdout when ready, "listening on ADDR:PORT"
  * (scripts read the port from it after -p 0); one line per connection on
  * stderr. Exit status: 0 after SIGINT or SIGTERM, 1 when the address cannot
- * be used ("echo-server: WHAT: REASON" on stderr), 2 on bad usage.
+ * be used (one line on stderr, e.g. "echo-server: listen 127.0.0.1:9999:
+ * address already in use"), 2 on bad usage.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -62,9 +63,12 @@ static void usage(FILE *out)
           out);
 }
 
-static void die(const char *what, const char *reason)
+/* A failed libtcpkit call ends the program, exit status 1. The message
+ * already names the operation, e.g. "listen 127.0.0.1:9999: address already in use",
+ * so it is printed as it is, after the program's name. */
+static void die(void)
 {
-    fprintf(stderr, "echo-server: %s: %s\n", what, reason);
+    fprintf(stderr, "echo-server: %s\n", tcpkit_last_error());
     exit(1);
 }
 
@@ -121,10 +125,16 @@ static void echo(tcpkit_conn *conn, void *arg)
             break;
         }
         if (err != TCPKIT_OK) {
-            /* ERESET (the client crashed or aborted), ETIMEDOUT (idle too
-             * long)... The classic mistake is to exit() or abort() here: one
-             * misbehaving client would kill the server for everyone. We just
-             * return, and this one connection is closed. */
+            /* ERESET: the client's kernel aborted the connection - the
+             * client closed while our echo was still unread on its side,
+             * aborted on purpose (SO_LINGER 0), or its machine rebooted.
+             * A client that crashed or was killed is no special case: its
+             * kernel closes the socket as close() would, so we see EOF, or
+             * a reset if our echo was still unread there.
+             * ETIMEDOUT: idle too long. The classic mistake is to exit() or
+             * abort() here: one misbehaving client would kill the server
+             * for everyone. We just return, and this one connection is
+             * closed. */
             how = tcpkit_last_error();
             break;
         }
@@ -251,12 +261,12 @@ int main(int argc, char **argv)
      */
     tcpkit_opts *opts;
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
-        die("options", tcpkit_last_error());
+        die();
     tcpkit_opts_set_io_timeout(opts, IDLE_TIMEOUT_MS);
     tcpkit_err err = tcpkit_listen(&listener, addr, port, opts);
     tcpkit_opts_free(opts);
     if (err != TCPKIT_OK)
-        die("listen", tcpkit_last_error());
+        die();
 
     /* Step 2: signal handlers, installed once `listener` is set and before we
      * announce ourselves, so a script that sends SIGINT right after reading
@@ -268,7 +278,7 @@ int main(int argc, char **argv)
      * fully buffered when it is a pipe: flush, or the reader waits forever. */
     char where[TCPKIT_ADDRSTRLEN];
     if (tcpkit_listener_addr(listener, where, sizeof where) != TCPKIT_OK)
-        die("listener address", tcpkit_last_error());
+        die();
     printf("listening on %s\n", where);
     fflush(stdout);
 
@@ -279,11 +289,18 @@ int main(int argc, char **argv)
      * when out of descriptors), then hand the connection to a worker thread
      * that runs echo(). At most max_conns handlers run at once; further
      * clients wait in the kernel's listen backlog until a worker is free.
+     *
+     * Watch that with -m 1 and two clients: the second one's connect
+     * succeeds at once (the kernel completed the handshake), its bytes are
+     * sent, and no echo comes until the first client leaves - the stall of
+     * a server that serves one client at a time. A client without a
+     * timeout cannot tell this from a dead server: `client -t 2000` gives
+     * up with "recv: timed out".
      */
     err =
         fibers ? serve_fibers((int)max_conns) : tcpkit_serve(listener, echo, NULL, (int)max_conns);
     if (err != TCPKIT_OK)
-        die("serve", tcpkit_last_error());
+        die();
     tcpkit_listener_close(listener);
     fputs("echo-server: stopped\n", stderr);
     return 0;

@@ -67,9 +67,12 @@ static void usage(FILE *out)
           out);
 }
 
-static void die(const char *what, const char *reason)
+/* A failed libtcpkit call ends the program, exit status 1. The message
+ * already names the operation, e.g. "listen 127.0.0.1:9999: address already in use",
+ * so it is printed as it is, after the program's name. */
+static void die(void)
 {
-    fprintf(stderr, "hello-server: %s: %s\n", what, reason);
+    fprintf(stderr, "hello-server: %s\n", tcpkit_last_error());
     exit(1);
 }
 
@@ -285,7 +288,14 @@ static void start_client(tcpkit_conn *conn)
         clients++;
     pthread_mutex_unlock(&clients_lock);
     if (full) {
-        tcpkit_send_all(conn, busy, strlen(busy), NULL);
+        /* The lingering close of finish(), for the same reason: the client
+         * may already have sent its first line, and closing with it unread
+         * would reset the connection and could destroy "server busy" before
+         * the client reads it. This keeps the accept loop busy for at most
+         * LINGER_MS, but only while every slot is taken anyway: accepting
+         * faster would just turn more clients away. */
+        say(conn, busy, strlen(busy));
+        finish(conn);
         tcpkit_close(conn);
         fputs("hello-server: too many clients, one turned away\n", stderr);
         return;
@@ -340,17 +350,17 @@ int main(int argc, char **argv)
      * Accepted connections start with the send timeout. */
     tcpkit_opts *opts;
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
-        die("options", tcpkit_last_error());
+        die();
     tcpkit_opts_set_io_timeout(opts, SEND_TIMEOUT_MS);
     tcpkit_err err = tcpkit_listen(&listener, addr, port, opts);
     tcpkit_opts_free(opts);
     if (err != TCPKIT_OK)
-        die("listen", tcpkit_last_error());
+        die();
     install_signal_handlers();
 
     char where[TCPKIT_ADDRSTRLEN];
     if (tcpkit_listener_addr(listener, where, sizeof where) != TCPKIT_OK)
-        die("listener address", tcpkit_last_error());
+        die();
     printf("listening on %s\n", where);
     fflush(stdout);
 
@@ -369,12 +379,12 @@ int main(int argc, char **argv)
              * backlog, so calling accept again at once would fail again at
              * once: a busy loop at 100% CPU. Back off and let clients
              * finish. (nanosleep returns early on a signal: fine.) */
-            fprintf(stderr, "hello-server: accept: %s (backing off)\n", tcpkit_last_error());
+            fprintf(stderr, "hello-server: %s (backing off)\n", tcpkit_last_error());
             nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
             continue;
         }
         if (err != TCPKIT_OK)
-            die("accept", tcpkit_last_error());
+            die();
         start_client(conn);
     }
 

@@ -69,6 +69,15 @@ static void die(const char *what, const char *reason)
     exit(1);
 }
 
+/* A failed libtcpkit call. Its message already names the operation, e.g.
+ * "connect localhost:9999: ::1 port 9999: connection refused", so it is
+ * printed as it is: "http-get: connect ...", not "http-get: connect: connect ...". */
+static void die_tk(void)
+{
+    fprintf(stderr, "http-get: %s\n", tcpkit_last_error());
+    exit(1);
+}
+
 /* A response that breaks HTTP/1.1 (RFC 9112) is an error too: exit 1. */
 static void malformed(const char *reason)
 {
@@ -192,7 +201,7 @@ static bool read_line(tcpkit_conn *conn, char *buf, const char *what)
         exit(1);
     }
     if (err != TCPKIT_OK)
-        die("receive", tcpkit_last_error());
+        die_tk();
     if (len > 0 && buf[len - 1] == '\n')
         len--;
     if (len > 0 && buf[len - 1] == '\r')
@@ -334,7 +343,7 @@ static void copy_body(tcpkit_conn *conn, unsigned long long want, bool until_eof
             exit(1);
         }
         if (err != TCPKIT_OK)
-            die("receive", tcpkit_last_error());
+            die_tk();
         write_body(buf, got);
         done += got;
     }
@@ -433,14 +442,14 @@ int main(int argc, char **argv)
      * nothing must not hang us forever. */
     tcpkit_opts *opts;
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
-        die("options", tcpkit_last_error());
+        die_tk();
     tcpkit_opts_set_connect_timeout(opts, (int)timeout_ms);
     tcpkit_opts_set_io_timeout(opts, (int)timeout_ms);
     tcpkit_conn *conn;
     tcpkit_err err = tcpkit_connect(&conn, url.host, url.port, opts);
     tcpkit_opts_free(opts);
     if (err != TCPKIT_OK)
-        die("connect", tcpkit_last_error());
+        die_tk();
 
     /* The request. "Connection: close" asks the server to close after the
      * response, so end of stream is a valid end of the body too. */
@@ -455,7 +464,7 @@ int main(int argc, char **argv)
     err = tcpkit_send_all(conn, req, (size_t)n, NULL);
     free(req);
     if (err != TCPKIT_OK)
-        die("send", tcpkit_last_error());
+        die_tk();
 
     /* The head. 1xx responses (e.g. "103 Early Hints") are only interim:
      * the real response follows them. */

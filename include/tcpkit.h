@@ -387,11 +387,16 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  * @param host a host name or a numeric address (IPv6 without brackets,
  *             e.g. "::1"; brackets are tolerated). NULL or "" is invalid;
  *             names longer than 253 bytes are invalid.
- * @param port a number from 1 to 65535, or a service name ("http").
+ * @param port 1-5 ASCII digits, decimal, from 1 to 65535 (leading zeros
+ *             allowed: "00080" is 80), or a service name ("http": a
+ *             letter, then letters, digits and single inner hyphens, at
+ *             most 15 characters). Anything else (" 80", "+80", "80x",
+ *             "0x50", "000080") is invalid and never reaches the resolver.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
  *         #TCPKIT_EINVAL for a NULL @p out, a NULL, empty or over-long
- *         @p host, or a numeric @p port outside 1-65535 ("0", "65536", "-1");
+ *         @p host, a malformed @p port (see above), or a numeric @p port
+ *         outside 1-65535 ("0", "65536");
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EREFUSED, #TCPKIT_EUNREACH, #TCPKIT_ETIMEDOUT,
  *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS.
@@ -423,11 +428,12 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  * @param host a numeric address or host name to bind, or NULL/"" for all
  *             interfaces.
  * @param port a number from 0 to 65535 ("0" for an ephemeral port, see
- *             tcpkit_listener_port()), or a service name.
+ *             tcpkit_listener_port()), or a service name; the same strict
+ *             syntax as tcpkit_connect()'s @p port.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
- *         #TCPKIT_EINVAL for a NULL @p out, a NULL @p port or a numeric
- *         @p port outside 0-65535;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL or malformed @p port or
+ *         a numeric @p port outside 0-65535;
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EADDRINUSE; #TCPKIT_EACCES (e.g. a port below 1024
  *         without privilege); #TCPKIT_EMFILE; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
@@ -511,6 +517,22 @@ TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, in
  * is left (never more than @p max_conns) and are reused for later
  * connections; all of them have ended when the call returns.
  *
+ * **After a burst** the pool shrinks again: a worker that has been idle for
+ * 3 seconds exits (its thread and stack are released) unless only 4 workers
+ * are left, the warm set kept for the next connections (lib/serve.c,
+ * `TK_IDLE_EXIT_MS` and `TK_WARM_WORKERS`). So threads and memory come back
+ * near where they started a few seconds after load drops.
+ *
+ * **Overload.** While all @p max_conns handlers are busy, the kernel still
+ * completes the TCP handshake of new clients and queues them in the listen
+ * backlog (tcpkit_opts_set_backlog()): their connect succeeds and they may
+ * send, but nothing answers until a handler returns, and then they are
+ * served in arrival order. Such a client cannot tell "queued" from "served
+ * by a slow handler"; give it its own receive timeout. Once the backlog is
+ * full too, the kernel drops further SYNs, so a new client's connect
+ * neither succeeds nor fails: it retries and times out on the client's own
+ * connect timeout (the server sends no refusal or reset).
+ *
  * The server never dies of a client's behaviour: clients that go away
  * before they are accepted are skipped, and when the process runs out of
  * descriptors, memory or threads (`EMFILE`, `ENFILE`, `ENOMEM`, a failed
@@ -520,12 +542,11 @@ TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, in
  *
  * **Stopping.** After tcpkit_listener_shutdown() (from any thread, from a
  * handler, or from a signal handler) no further connection is accepted,
- * receives that handlers are blocked in (tcpkit_recv() and the other
- * receive calls) return #TCPKIT_ESHUTDOWN, and the call returns once every
- * handler has returned. Sends are not interrupted: a handler blocked in
- * tcpkit_send_all() to a peer that reads nothing delays the return until
- * its timeout passes (set one with tcpkit_opts_set_io_timeout() or
- * tcpkit_conn_set_timeout()). Connections still waiting in the backlog are
+ * receives and sends that handlers are blocked in (tcpkit_recv(),
+ * tcpkit_send_all() and the other I/O calls) return #TCPKIT_ESHUTDOWN, and
+ * the call returns once every handler has returned, promptly even with no
+ * I/O timeout set: a handler pushing data to a client that stopped reading
+ * does not hold it up. Connections still waiting in the backlog are
  * reset when the listener is closed. Called on a listener that is already
  * shut down, the call returns #TCPKIT_OK at once.
  *
@@ -611,7 +632,10 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
  * @return #TCPKIT_OK when all were sent;
  *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
+ *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
+ *         tcpkit_listener_shutdown() (@p *sent says how much went out);
+ *         #TCPKIT_ESYS.
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
  */

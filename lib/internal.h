@@ -162,8 +162,12 @@ struct tk_target {
     socklen_t len;
 };
 
-/* Validates a port string: a number in [min_port, 65535] or a service
- * name. Numeric strings out of range give TCPKIT_EINVAL (recorded). */
+/* THE port rule (DESIGN.md section 3, "Ports"), for every call that takes
+ * a port string (connect, listen, the 1.1 local-address setter): 1-5
+ * ASCII digits, decimal, in [min_port, 65535]; or a service name (a
+ * letter, then letters, digits and single inner hyphens, at most 15
+ * characters). Anything else is TCPKIT_EINVAL (recorded) and must not be
+ * handed to getaddrinfo, which skips blanks and truncates big numbers. */
 tcpkit_err tk_check_port(const char *port, int min_port, const char *op);
 
 /* Checks a non-empty host and copies it without IPv6 brackets ("[::1]" ->

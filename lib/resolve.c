@@ -11,23 +11,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* RFC 6335 section 5.1 service name syntax, narrowed to names that start
+ * with a letter: a string that starts with a digit is a number, so "80x"
+ * and "0x50" are malformed numbers, as DESIGN.md section 3 lists them. */
+#define TK_SERVICE_MAX 15
+
+static bool is_alpha(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static bool is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+static bool is_service_name(const char *s)
+{
+    if (!is_alpha(s[0]))
+        return false;
+    size_t n = 1;
+    for (const char *p = s + 1; *p; p++, n++) {
+        bool hyphen_ok = *p == '-' && p[-1] != '-' && p[1] != '\0';
+        if (!is_alpha(*p) && !is_digit(*p) && !hyphen_ok)
+            return false;
+    }
+    return n <= TK_SERVICE_MAX;
+}
+
+/* 1-5 ASCII digits, decimal (leading zeros allowed, never octal); -1 for
+ * any other string. */
+static long parse_port_number(const char *s)
+{
+    long v = 0;
+    size_t n = 0;
+    for (; is_digit(s[n]); n++)
+        v = n < 5 ? v * 10 + (s[n] - '0') : v;
+    return (n == 0 || n > 5 || s[n] != '\0') ? -1 : v;
+}
+
 tcpkit_err tk_check_port(const char *port, int min_port, const char *op)
 {
     if (!port || !*port)
         return tk_fail(TCPKIT_EINVAL, 0, "%s: port is NULL or empty", op);
-    /* Anything that looks like a number is checked as one, so "-1" and
-     * "65536" are argument errors rather than unknown service names. */
-    const char *p = port;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool numeric = *p != '\0';
-    for (const char *q = p; *q; q++)
-        numeric = numeric && *q >= '0' && *q <= '9';
-    if (!numeric)
-        return TCPKIT_OK; /* a service name: getaddrinfo decides */
-    long v = -1;
-    if (*port != '-' && *port != '+' && strlen(p) <= 5)
-        v = strtol(p, NULL, 10);
+    if (is_service_name(port))
+        return TCPKIT_OK; /* getaddrinfo looks it up */
+    /* Nothing else may reach the resolver: it skips blanks and keeps the
+     * low 16 bits of big numbers (" 70000" would become 4464). */
+    long v = parse_port_number(port);
+    if (v < 0)
+        return tk_fail(TCPKIT_EINVAL, 0,
+                       "%s: port \"%.32s\" is neither 1-5 digits nor a service name", op, port);
     if (v < min_port || v > 65535)
         return tk_fail(TCPKIT_EINVAL, 0, "%s: port \"%s\" out of range %d-65535", op, port,
                        min_port);

@@ -4,8 +4,10 @@
  * The calling thread is the acceptor. It accepts only when a worker is free,
  * so at most max_conns handlers run at once and further clients wait in the
  * kernel's backlog instead of being refused. Workers are created lazily (one
- * more only when none is idle), reused for later connections, and all
- * joined before tcpkit_serve returns. */
+ * more only when none is idle) and reused for later connections. After a
+ * burst the pool shrinks again: a worker idle for TK_IDLE_EXIT_MS exits
+ * unless only TK_WARM_WORKERS remain. Every worker is joined before
+ * tcpkit_serve returns. */
 #include "internal.h"
 
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* Worker stack size: plenty for handlers with a 64 KiB buffer on the stack
  * and for libc calls such as getaddrinfo, while 1,000 workers reserve only
@@ -24,15 +27,22 @@
 #define TK_BACKOFF_MIN_MS 10
 #define TK_BACKOFF_MAX_MS 100
 
+/* The pool gives back what a burst took: a worker idle this long exits
+ * (its thread and stack are released), but the last TK_WARM_WORKERS stay
+ * so a lightly loaded server does not pay for thread creation. Documented
+ * in tcpkit.h (tcpkit_serve). */
+#define TK_IDLE_EXIT_MS 3000
+#define TK_WARM_WORKERS 4
+
 struct pool;
 
 struct worker {
     pthread_t tid;
     struct pool *pool;
-    pthread_cond_t cv;   /* signalled when job is set or on stop */
-    tcpkit_conn *job;    /* the connection to serve next, or NULL */
-    struct worker *next; /* all workers (for joining) */
-    struct worker *next_idle;
+    pthread_cond_t cv;                    /* signalled when job is set or on stop */
+    tcpkit_conn *job;                     /* the connection to serve next, or NULL */
+    struct worker *next, *prev;           /* all live workers */
+    struct worker *next_idle, *prev_idle; /* the idle stack */
 };
 
 struct pool {
@@ -42,44 +52,142 @@ struct pool {
     void *arg;
     int max;
     size_t stack_size;
-    int wake_fd;           /* the listener's shutdown eventfd (tcpkit_sleep) */
-    int nthreads;          /* workers created */
-    int nidle;             /* workers waiting for a job */
-    bool stopping;         /* idle workers exit */
-    bool acceptor_waiting; /* the acceptor sleeps on free_cv */
-    struct worker *all;    /* every worker, for the final join */
-    struct worker *idle;   /* stack of idle workers: the most recently
-                                 used (cache-warm) one is reused first */
+    int wake_fd;            /* the listener's shutdown eventfd (tcpkit_sleep) */
+    int nthreads;           /* workers created */
+    int nidle;              /* workers waiting for a job */
+    bool stopping;          /* idle workers exit */
+    bool acceptor_waiting;  /* the acceptor sleeps on free_cv */
+    struct worker *all;     /* every worker, for the final join */
+    struct worker *idle;    /* stack of idle workers: the most recently
+                               used (cache-warm) one is reused first, so
+                               the ones at the bottom age out */
+    struct worker *retired; /* the last worker that exited idle, not yet
+                               joined: the next one to exit joins it,
+                               stop_workers the last */
 };
+
+/* ---- the worker lists (pool->mu held) ---- */
+
+static void idle_push(struct pool *pool, struct worker *w)
+{
+    w->prev_idle = NULL;
+    w->next_idle = pool->idle;
+    if (pool->idle)
+        pool->idle->prev_idle = w;
+    pool->idle = w;
+    pool->nidle++;
+}
+
+static void idle_remove(struct pool *pool, struct worker *w)
+{
+    if (w->prev_idle)
+        w->prev_idle->next_idle = w->next_idle;
+    else
+        pool->idle = w->next_idle;
+    if (w->next_idle)
+        w->next_idle->prev_idle = w->prev_idle;
+    pool->nidle--;
+}
+
+static void all_push(struct pool *pool, struct worker *w)
+{
+    w->prev = NULL;
+    w->next = pool->all;
+    if (pool->all)
+        pool->all->prev = w;
+    pool->all = w;
+    pool->nthreads++;
+}
+
+static void all_remove(struct pool *pool, struct worker *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        pool->all = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pool->nthreads--;
+}
+
+static void worker_free(struct worker *w)
+{
+    pthread_join(w->tid, NULL);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+/* CLOCK_MONOTONIC time ms from now (the workers' condition variables use
+ * that clock, so a clock change cannot retire them early or late). */
+static struct timespec deadline_in(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* Waits (pool->mu held) for a job. Returns NULL when the worker should
+ * exit: the pool is stopping, or the worker sat idle TK_IDLE_EXIT_MS while
+ * more than the warm set exist. A retiring worker is unlinked and parked
+ * in pool->retired; *joinee gets the previous retiree, for the caller to
+ * join once the lock is released. */
+static tcpkit_conn *wait_for_job(struct pool *pool, struct worker *w, struct worker **joinee)
+{
+    struct timespec end = deadline_in(TK_IDLE_EXIT_MS);
+    int r = 0;
+    while (!w->job && !pool->stopping) {
+        if (r == ETIMEDOUT && pool->nthreads > TK_WARM_WORKERS) {
+            idle_remove(pool, w);
+            all_remove(pool, w);
+            *joinee = pool->retired;
+            pool->retired = w;
+            return NULL;
+        }
+        if (r == ETIMEDOUT) /* one of the warm set: idle on */
+            end = deadline_in(TK_IDLE_EXIT_MS);
+        r = pthread_cond_timedwait(&w->cv, &pool->mu, &end);
+    }
+    tcpkit_conn *c = w->job;
+    w->job = NULL;
+    return c;
+}
 
 static void *worker_main(void *p)
 {
     struct worker *w = p;
     struct pool *pool = w->pool;
+    struct worker *joinee = NULL;
     tk_serve_wake_fd_set(pool->wake_fd);
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!w->job && !pool->stopping)
-            pthread_cond_wait(&w->cv, &pool->mu);
-        tcpkit_conn *c = w->job;
+        tcpkit_conn *c = wait_for_job(pool, w, &joinee);
         if (!c)
-            break; /* stopping, and no job handed over */
-        w->job = NULL;
+            break; /* stopping or retiring, and no job handed over */
         pthread_mutex_unlock(&pool->mu);
 
         pool->fn(c, pool->arg);
         tcpkit_close(c);
 
         pthread_mutex_lock(&pool->mu);
-        w->next_idle = pool->idle;
-        pool->idle = w;
-        pool->nidle++;
+        if (pool->stopping)
+            break; /* stop_workers may already have freed idle workers */
+        idle_push(pool, w);
         /* Only a full pool makes the acceptor wait: signalling is needed
          * (and costs a futex call) only then. */
         if (pool->acceptor_waiting)
             pthread_cond_signal(&pool->free_cv);
     }
     pthread_mutex_unlock(&pool->mu);
+    /* From the unlock on this thread touches nothing of the pool, so
+     * whoever joins it may free it at once. */
+    if (joinee)
+        worker_free(joinee);
     return NULL;
 }
 
@@ -105,7 +213,11 @@ static struct worker *worker_new(struct pool *pool)
         return NULL;
     }
     w->pool = pool;
-    int e = pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int e = pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (e != 0) {
         free(w);
         tk_fail_errno(e, "serve: worker condition variable");
@@ -139,12 +251,8 @@ static int start_thread(struct pool *pool, struct worker *w)
     pthread_mutex_lock(&pool->mu);
     int e = tk_thread_start(&w->tid, pool->stack_size, worker_main, w);
     if (e == 0) {
-        w->next = pool->all;
-        pool->all = w;
-        w->next_idle = pool->idle;
-        pool->idle = w;
-        pool->nidle++;
-        pool->nthreads++;
+        all_push(pool, w);
+        idle_push(pool, w);
     }
     pthread_mutex_unlock(&pool->mu);
     return e;
@@ -189,8 +297,7 @@ static void dispatch(struct pool *pool, tcpkit_conn *c)
 {
     pthread_mutex_lock(&pool->mu);
     struct worker *w = pool->idle;
-    pool->idle = w->next_idle;
-    pool->nidle--;
+    idle_remove(pool, w);
     w->job = c;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&pool->mu);
@@ -226,15 +333,17 @@ static void stop_workers(struct pool *pool)
     for (struct worker *w = pool->all; w; w = w->next)
         pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&pool->mu);
+    /* No worker retires once stopping is set: the lists are final. */
     struct worker *w = pool->all;
     while (w) {
         struct worker *next = w->next;
-        pthread_join(w->tid, NULL);
-        pthread_cond_destroy(&w->cv);
-        free(w);
+        worker_free(w);
         w = next;
     }
     pool->all = NULL;
+    if (pool->retired)
+        worker_free(pool->retired);
+    pool->retired = NULL;
 }
 
 /* The accept loop. Returns TCPKIT_OK once the listener is shut down, or the

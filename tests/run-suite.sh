@@ -150,10 +150,10 @@ if wanted tsan; then
 fi
 >>>>>>> main
 
-# Fuzzing: clang + libFuzzer (tests/fuzz, doc/fuzzing.md), each target for
-# TCPKIT_FUZZ_SECONDS (30 s). Only the fuzz targets are built with clang. A
-# build that cannot produce them is recorded as a failed test, so the count
-# below shows it.
+# Fuzzing: clang + libFuzzer (tests/fuzz, doc/fuzzing.md), each of the three
+# targets (recv, args, serve) for TCPKIT_FUZZ_SECONDS (30 s), so about two
+# minutes. Only the fuzz targets are built with clang. A build that cannot
+# produce them is recorded as a failed test, so the count below shows it.
 fuzz_failed() {
     mkdir -p "$out/fuzz/meson-logs"
     echo "{\"name\": \"fuzz: $1\", \"result\": \"FAIL\"}" >>"$out/fuzz/meson-logs/testlog-fuzz-stage.json"
@@ -165,7 +165,8 @@ fuzz_stage() {
     rm -rf "$dir"
     CC=$cc meson setup "$dir" --werror -Dtests=enabled -Dexamples=false -Ddocs=disabled \
         >"$out/fuzz.setup.log" 2>&1 || { cat "$out/fuzz.setup.log"; fuzz_failed "setup failed"; return; }
-    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args >"$out/fuzz.build.log" 2>&1 ||
+    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args tests/fuzz/fuzz-serve \
+        >"$out/fuzz.build.log" 2>&1 ||
         { cat "$out/fuzz.build.log"; fuzz_failed "libFuzzer targets did not build"; return; }
     run_tests fuzz --suite fuzz --no-rebuild
 }

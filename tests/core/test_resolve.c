@@ -146,11 +146,11 @@ START_TEST(unknown_service)
 {
     require_netns();
     tcpkit_conn *c = (tcpkit_conn *)&c;
-    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", "tk-no-such-service", NULL);
+    tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", "tk-no-such-svc", NULL);
     ck_assert_msg(e == TCPKIT_ERESOLVE, "got %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_ptr_null(c);
     tcpkit_listener *l = (tcpkit_listener *)&l;
-    e = tcpkit_listen(&l, "127.0.0.1", "tk-no-such-service", NULL);
+    e = tcpkit_listen(&l, "127.0.0.1", "tk-no-such-svc", NULL);
     ck_assert_msg(e == TCPKIT_ERESOLVE, "listen: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_ptr_null(l);
 }

@@ -2,12 +2,16 @@
 /* libFuzzer target: the receive paths (recv, recv_line, recv_exact,
  * recv_all) fed an arbitrary byte stream in arbitrary chunks.
  *
- * The input is a little program: write a chunk to the peer end of a
- * socketpair, half-close it, or call one of the receive functions with a
- * capacity taken from the input. The connection's timeout is 0, so a call
- * never blocks: with nothing to read it returns TCPKIT_ETIMEDOUT, and the
- * next chunk arrives between calls, which exercises every "resume where
- * the last call stopped" path.
+ * The input is a little program: write a chunk (or a bulk of up to 64 KiB)
+ * to the peer end of a socketpair, half-close it, call one of the receive
+ * functions with a capacity taken from the input (recv_all's max up to
+ * 64 KiB, so its buffer grows past its first 16 KiB), change the
+ * connection's timeout (0 to 5 ms: a call waits at most that long, with
+ * nothing to read it returns TCPKIT_ETIMEDOUT, and the next chunk arrives
+ * between calls, which exercises every "resume where the last call
+ * stopped" path), or send_all a chunk or a bulk the other way, whose
+ * bytes the peer must read back exactly (a timeout part-way reports in
+ * *sent exactly what went out).
  *
  * A model checks each call against the contract: the bytes handed to the
  * caller, concatenated, are exactly the bytes written (nothing lost,
@@ -51,6 +55,7 @@ struct model {
     tcpkit_conn *c;
     int peer;
     char *stream; /* everything written to the peer end */
+    size_t cap;   /* of stream */
     size_t written, pos;
     bool eof; /* the peer end is half-closed */
     bool done;
@@ -64,20 +69,81 @@ static void consumed(struct model *m, const char *out, size_t n)
     m->pos += n;
 }
 
+/* Writes len bytes to the peer end (as many as fit) and records them. */
+static void peer_write(struct model *m, const void *buf, size_t len)
+{
+    if (m->eof || len == 0)
+        return;
+    ssize_t n = write(m->peer, buf, len);
+    if (n <= 0)
+        return;
+    if (m->written + (size_t)n > m->cap) {
+        m->cap = (m->written + (size_t)n) * 2;
+        m->stream = realloc(m->stream, m->cap);
+        CHECK(m->stream != NULL);
+    }
+    memcpy(m->stream + m->written, buf, (size_t)n);
+    m->written += (size_t)n;
+}
+
 static void op_write(struct model *m, struct input *in)
 {
     size_t want = next(in) + 1;
     if (want > in->left)
         want = in->left;
-    if (m->eof || want == 0)
-        return;
-    ssize_t n = write(m->peer, in->p, want);
-    if (n > 0) {
-        memcpy(m->stream + m->written, in->p, (size_t)n);
-        m->written += (size_t)n;
-    }
+    peer_write(m, in->p, want);
     in->p += want;
     in->left -= want;
+}
+
+/* A bulk of 1-64 KiB: a byte pattern that a newline every `every` bytes
+ * breaks into lines. */
+static void op_bulk(struct model *m, unsigned arg, unsigned every)
+{
+    size_t len = ((size_t)(arg & 0x3f) + 1) * 1024;
+    char *buf = malloc(len);
+    CHECK(buf != NULL);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = every && i % (every + 1) == every ? '\n' : (char)('a' + i % 26);
+    peer_write(m, buf, len);
+    free(buf);
+}
+
+/* send_all the other way: the peer must read exactly *sent bytes, equal
+ * to the start of what was given. A full socket buffer and a short
+ * timeout give TCPKIT_ETIMEDOUT part-way. */
+static void op_send(struct model *m, const char *buf, size_t len)
+{
+    size_t sent = 12345;
+    tcpkit_err err = tcpkit_send_all(m->c, buf, len, &sent);
+    CHECK(sent <= len);
+    CHECK(err == TCPKIT_OK ? sent == len : err == TCPKIT_ETIMEDOUT && sent < len);
+    char *got = malloc(sent + 1);
+    CHECK(got != NULL);
+    size_t n = 0;
+    while (n < sent) {
+        ssize_t r = read(m->peer, got + n, sent - n);
+        CHECK(r > 0);
+        n += (size_t)r;
+    }
+    CHECK(memcmp(got, buf, sent) == 0);
+    char extra;
+    CHECK(read(m->peer, &extra, 1) < 0); /* nothing more than reported */
+    free(got);
+}
+
+/* send_all of len bytes: from the input while it lasts, then a pattern. */
+static void op_send_input(struct model *m, struct input *in, size_t len)
+{
+    char *buf = malloc(len + 1);
+    CHECK(buf != NULL);
+    size_t from_input = len < in->left ? len : in->left;
+    memcpy(buf, in->p, from_input);
+    memset(buf + from_input, 's', len - from_input);
+    in->p += from_input;
+    in->left -= from_input;
+    op_send(m, buf, len);
+    free(buf);
 }
 
 static void op_line(struct model *m, size_t cap)
@@ -179,7 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
         return 0;
-    struct model m = {.peer = sv[1], .stream = malloc(size + 1)};
+    struct model m = {.peer = sv[1], .stream = malloc(size + 1), .cap = size + 1};
     struct sockaddr_storage none = {0};
     if (tk_conn_new(sv[0], (struct sockaddr *)&none, 0, 0, &m.c) != TCPKIT_OK) {
         close(sv[1]);
@@ -188,14 +254,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct input in = {data, size};
     while (in.left && !m.done) {
-        unsigned op = next(&in) % 7;
+        unsigned op = next(&in) % 11;
         if (op <= 1) {
             op_write(&m, &in);
             continue;
         }
         unsigned arg = next(&in);
-        /* Mostly small capacities (they hit the edges), sometimes large. */
-        size_t size_arg = (arg & 0x80) ? (size_t)(arg & 0x7f) * 97 + 1 : (size_t)(arg & 0x3f) + 1;
+        /* Mostly small capacities (they hit the edges), sometimes large,
+         * sometimes past recv_all's first 16 KiB. */
+        size_t size_arg = (arg & 0xc0) == 0xc0 ? ((size_t)(arg & 0x3f) + 1) * 1024
+                          : (arg & 0x80)       ? (size_t)(arg & 0x7f) * 97 + 1
+                                               : (size_t)(arg & 0x3f) + 1;
         switch (op) {
         case 2:
             if (!m.eof)
@@ -211,8 +280,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5:
             op_recv(&m, size_arg);
             break;
-        default:
+        case 6:
             op_all(&m, size_arg);
+            break;
+        case 7:
+            tcpkit_conn_set_timeout(m.c, (int)(arg % 6));
+            break;
+        case 8:
+            op_bulk(&m, arg, next(&in));
+            break;
+        default:
+            op_send_input(&m, &in, op == 9 ? arg : (arg & 0x3f) * 8192);
             break;
         }
     }
