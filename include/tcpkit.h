@@ -116,6 +116,17 @@ typedef enum tcpkit_family {
     TCPKIT_FAMILY_IPV6 = 2  /**< IPv6 only. */
 } tcpkit_family;
 
+/**
+ * @brief How tcpkit_serve_with() runs its handlers.
+ * @since 1.1
+ */
+typedef enum tcpkit_serve_mode {
+    /** Each handler is a fiber on a few event-loop threads (the default). */
+    TCPKIT_SERVE_FIBERS = 0,
+    /** Each handler has its own thread, as in tcpkit_serve(). */
+    TCPKIT_SERVE_THREADS = 1
+} tcpkit_serve_mode;
+
 /** @brief A connected TCP stream (opaque). */
 typedef struct tcpkit_conn tcpkit_conn;
 /** @brief A bound, listening TCP socket (opaque). */
@@ -832,6 +843,196 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_peer(const tcpkit_conn *c, char *buf, size_
 TCPKIT_EXPORT tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------ */
+/* Serving at scale: fibers (1.1)                                           */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @page fibers Fiber rules
+ *
+ * tcpkit_serve_with() in its default mode (#TCPKIT_SERVE_FIBERS) runs each
+ * handler as a *fiber*: a function with its own stack that the library
+ * suspends whenever it would wait, on a few event-loop threads (one epoll
+ * each). The handler is the same blocking code as for tcpkit_serve(); these
+ * rules are what changes.
+ *
+ * - **What suspends.** Every libtcpkit call that waits (receives, sends,
+ *   tcpkit_connect(), tcpkit_accept() on another listener, tcpkit_sleep(),
+ *   tcpkit_run_blocking()) suspends only the calling fiber; its loop runs
+ *   the others meanwhile. Timeouts, EINTR and the shutdown wake-up behave
+ *   exactly as on a thread. tcpkit_connect() inside a handler resolves the
+ *   name on a helper thread and races the addresses in the loop.
+ * - **What blocks the loop.** Anything outside libtcpkit that blocks
+ *   (sleep(3), a disk read, a database client, a mutex held long, a long
+ *   computation) stalls every fiber of that thread. Use tcpkit_sleep(),
+ *   tcpkit_run_blocking(), or #TCPKIT_SERVE_THREADS.
+ * - **Thread-locals.** A fiber never moves to another thread, so the
+ *   handler's thread-local variables stay valid across waits, but other
+ *   fibers of the same thread share them. tcpkit_last_error() and
+ *   tcpkit_last_errno() belong to the fiber.
+ * - **Stack size and overflow.** Each fiber has a stack of
+ *   tcpkit_opts_set_stack_size() bytes (256 KiB by default) of reserved
+ *   address space; only the pages it touches cost memory (an idle echo
+ *   handler touches a few KiB). Below each stack is a guard page: an
+ *   overflow crashes the process with `SIGSEGV` (under AddressSanitizer: a
+ *   report and a non-zero exit); it never silently corrupts another fiber.
+ *   On kernels before Linux 6.13 the guard page is a separate mapping, so
+ *   each fiber costs two of the `vm.max_map_count` mappings (65530 by
+ *   default): about 30,000 fibers per process at most there.
+ * - **Sanitizers.** The library switches stacks itself (no `swapcontext`)
+ *   and tells AddressSanitizer, ThreadSanitizer and Valgrind about every
+ *   stack and every switch.
+ */
+
+/**
+ * @brief Serves connections like tcpkit_serve(), configured by options.
+ *
+ * Accepts in a loop and runs `fn(conn, arg)` for every connection, closing
+ * the connection when @p fn returns; at most tcpkit_opts_set_max_conns()
+ * handlers run at once and further clients wait in the listen backlog. The
+ * shutdown, back-off and return contract is tcpkit_serve()'s: after
+ * tcpkit_listener_shutdown() no connection is accepted, handlers blocked in
+ * a receive, a send or tcpkit_sleep() wake with #TCPKIT_ESHUTDOWN (or
+ * #TCPKIT_EOF), and the call returns once every handler has returned; in
+ * fiber mode also once every fiber stack and helper thread is freed.
+ *
+ * In #TCPKIT_SERVE_FIBERS mode (the default) handlers are fibers (see
+ * @ref fibers) on tcpkit_opts_set_serve_threads() event-loop threads, while
+ * the calling thread waits for them. Each loop takes connections from the
+ * shared listener (`EPOLLEXCLUSIVE`), so they spread over the loops; a
+ * fiber stays on its loop. Loop threads and helper threads start with the
+ * same signals blocked as tcpkit_serve()'s workers, so handlers see the
+ * same signal mask in both modes.
+ * In #TCPKIT_SERVE_THREADS mode it is tcpkit_serve() with the options'
+ * max_conns and stack size.
+ *
+ * Only the serve options (mode, max_conns, serve threads, stack size) are
+ * read from @p opts; the connections get the listener's options.
+ *
+ * @param l    the listener; it stays owned by the caller, who closes it
+ *             with tcpkit_listener_close() after this call returned.
+ * @param fn   the handler; it receives a connection owned by the server:
+ *             it must not close it or keep it after returning. Handlers
+ *             run concurrently (in fiber mode on several threads when
+ *             there is more than one loop) and must be thread-safe with
+ *             respect to @p arg.
+ * @param arg  passed unchanged to every call of @p fn.
+ * @param opts the serve options; NULL = all defaults (fibers, 10000
+ *             connections, one loop per online CPU, 256 KiB stacks). Read
+ *             once as the call starts; the caller keeps ownership.
+ * @return #TCPKIT_OK after tcpkit_listener_shutdown(), once every handler
+ *         has returned;
+ *         #TCPKIT_EINVAL for a NULL @p l or @p fn (nothing is started);
+ *         #TCPKIT_ENOMEM, or #TCPKIT_ESYS / #TCPKIT_EMFILE (with
+ *         tcpkit_last_errno()), when the event loops or their threads
+ *         cannot be set up (nothing is served, or the started loops are
+ *         shut down);
+ *         #TCPKIT_ESYS when the listener's descriptor itself became
+ *         unusable (`EBADF`, `ENOTSOCK`, `EINVAL`): the listener is then
+ *         shut down and the call returns once every handler has returned.
+ *         Running out of descriptors or memory while accepting is waited
+ *         out (10 ms pauses doubling to 100 ms), never returned.
+ * @par Thread safety: safe; one tcpkit_listener_shutdown() stops every
+ *      serve on the listener.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_serve_with(tcpkit_listener *l, tcpkit_handler fn, void *arg,
+                                           const tcpkit_opts *opts);
+
+/**
+ * @brief Chooses how tcpkit_serve_with() runs handlers.
+ *
+ * @param o the options object.
+ * @param m #TCPKIT_SERVE_FIBERS (the default) or #TCPKIT_SERVE_THREADS.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p m is another value.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_serve_mode(tcpkit_opts *o, tcpkit_serve_mode m);
+
+/**
+ * @brief Sets how many handlers tcpkit_serve_with() runs at once.
+ *
+ * Further clients wait in the listen backlog until a handler returns.
+ *
+ * @param o the options object.
+ * @param n at least 1; the default is 10000 in fiber mode and 1024 in
+ *          thread mode.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p n < 1.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_max_conns(tcpkit_opts *o, int n);
+
+/**
+ * @brief Sets the number of event-loop threads in fiber mode.
+ *
+ * Ignored in thread mode.
+ *
+ * @param o the options object.
+ * @param n 0 (the default) for one per online CPU, or a count >= 1.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p n < 0.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_serve_threads(tcpkit_opts *o, int n);
+
+/**
+ * @brief Sets the stack size of each handler of tcpkit_serve_with().
+ *
+ * The stack is reserved address space: only the pages a handler touches
+ * cost memory. A handler that needs more (deep recursion, big arrays on the
+ * stack) crashes on the guard page below it (see @ref fibers).
+ *
+ * @param o     the options object.
+ * @param bytes 16 KiB to 64 MiB (rounded up to whole pages); the default is
+ *              256 KiB for fibers and 512 KiB for threads.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p bytes is out of
+ *         range.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_stack_size(tcpkit_opts *o, size_t bytes);
+
+/**
+ * @brief Waits @p ms milliseconds; in a fiber only that fiber waits.
+ *
+ * Inside a handler of tcpkit_serve() or tcpkit_serve_with() (either mode)
+ * the wait ends early when the listener is shut down. Signals do not end
+ * it early (`EINTR` is retried with the time left).
+ *
+ * @param ms 0 or more milliseconds; 0 returns at once.
+ * @return #TCPKIT_OK when the time has passed; #TCPKIT_ESHUTDOWN when the
+ *         handler's server was shut down (at once if it already was);
+ *         #TCPKIT_EINVAL if @p ms < 0.
+ * @par Thread safety: safe, from any thread or fiber.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_sleep(int ms);
+
+/**
+ * @brief Runs blocking work without stalling the other fibers.
+ *
+ * In a fiber: `fn(arg)` runs on a helper thread of the server (a pool of
+ * at most 16 per tcpkit_serve_with() call, started on demand, joined when
+ * it returns; work beyond that waits its turn) and only the calling fiber
+ * waits until it returns. Elsewhere `fn(arg)` is simply called. Use it for
+ * disk I/O, a database client, anything that would block the loop. The
+ * wait is not interrupted by shutdown: @p fn must return by itself.
+ *
+ * libtcpkit errors inside @p fn are recorded for the helper thread, not
+ * for the fiber: @p fn hands back what it needs through @p arg. @p fn must
+ * not call tcpkit_run_blocking() or expect the fiber's thread-locals.
+ *
+ * @param fn  the work; it runs exactly once when #TCPKIT_OK is returned.
+ * @param arg passed to @p fn.
+ * @return #TCPKIT_OK after @p fn returned; #TCPKIT_EINVAL if @p fn is NULL;
+ *         #TCPKIT_ENOMEM when no helper thread exists and none could be
+ *         started (@p fn did not run).
+ * @par Thread safety: safe, from any thread or fiber.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_run_blocking(void (*fn)(void *arg), void *arg);
+
 /* 1.1: deadlines, cancellation, buffered bytes                             */
 /* ------------------------------------------------------------------------ */
 

@@ -79,6 +79,7 @@ static void conn_free(tcpkit_conn *c)
 {
     /* close() may report EINTR or a late error; the descriptor is gone on
      * Linux either way, so retrying would close someone else's. */
+    tk_wait_forget(c->fd);
     close(c->fd);
     free(c->rbuf);
     free(c);

@@ -71,10 +71,17 @@ static void race_note(struct race *r, size_t i, tcpkit_err e, int os_errno, cons
     }
 }
 
-static void race_fail_slot(struct race *r, size_t i, int e)
+/* Closes attempt i; a fiber's loop forgets the descriptor first. */
+static void race_close_slot(struct race *r, size_t i)
 {
+    tk_wait_forget(r->pending[i].fd);
     close(r->pending[i].fd);
     r->pending[i].fd = -1;
+}
+
+static void race_fail_slot(struct race *r, size_t i, int e)
+{
+    race_close_slot(r, i);
     race_note(r, i, tk_err_from_errno(e), e, tk_errno_text(e));
 }
 
@@ -158,8 +165,7 @@ static void race_close_all(struct race *r, bool note_timeout)
     for (size_t i = 0; i < r->next; i++) {
         if (r->pending[i].fd < 0)
             continue;
-        close(r->pending[i].fd);
-        r->pending[i].fd = -1;
+        race_close_slot(r, i);
         if (note_timeout)
             race_note(r, i, TCPKIT_ETIMEDOUT, ETIMEDOUT, "timed out");
     }
@@ -199,7 +205,7 @@ static int race_run(struct race *r, size_t *winner)
         if (!race_has_pending(r))
             return -1; /* every address tried and failed */
         int wait_ms = race_wait_ms(r);
-        int n = poll(r->pending, r->next, wait_ms);
+        int n = tk_poll(r->pending, r->next, wait_ms);
         if (n < 0 && errno != EINTR) {
             int e = errno;
             race_close_all(r, false);
@@ -268,6 +274,7 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
 
     tcpkit_err err = tk_apply_conn_options(fd, o);
     if (err != TCPKIT_OK) {
+        tk_wait_forget(fd);
         close(fd);
         return err;
     }

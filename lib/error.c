@@ -7,12 +7,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Long enough for a connect failure that lists several attempts; longer
- * messages are truncated, never overflowed. */
-#define TK_ERRMSG_MAX 1024
+/* TK_ERRMSG_MAX is long enough for a connect failure that lists several
+ * attempts; longer messages are truncated, never overflowed. */
+static _Thread_local struct tk_errrec own;
+/* The record in use: NULL for the thread's own, a fiber's while it runs. A
+ * pointer swap per switch is all it costs to give each fiber its own. */
+static _Thread_local struct tk_errrec *current;
 
-static _Thread_local char last_msg[TK_ERRMSG_MAX];
-static _Thread_local int last_errno;
+static struct tk_errrec *rec(void)
+{
+    return current ? current : &own;
+}
+
+void tk_error_use(struct tk_errrec *r)
+{
+    current = r;
+}
 
 /* Indexed by tcpkit_err: the values are ABI and contiguous from 0. */
 static const char *const err_texts[] = {
@@ -47,21 +57,22 @@ const char *tcpkit_strerror(tcpkit_err e)
 
 const char *tcpkit_last_error(void)
 {
-    return last_msg;
+    return rec()->msg;
 }
 
 int tcpkit_last_errno(void)
 {
-    return last_errno;
+    return rec()->os_errno;
 }
 
 tcpkit_err tk_fail(tcpkit_err code, int os_errno, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    struct tk_errrec *r = rec();
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
-    last_errno = os_errno;
+    r->os_errno = os_errno;
     return code;
 }
 

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -29,6 +31,11 @@ struct tcpkit_opts {
     bool reuseport;
     bool v6only;
     int fallback_delay_ms;
+    /* tcpkit_serve_with (1.1) */
+    tcpkit_serve_mode serve_mode;
+    int max_conns;     /* 0 = the mode's default */
+    int serve_threads; /* 0 = one per online CPU */
+    size_t stack_size; /* 0 = the mode's default */
     /* tcpkit_opts_set_local_addr: local_len 0 = unset. Port 0 = any port,
      * chosen at connect time (IP_BIND_ADDRESS_NO_PORT). */
     struct sockaddr_storage local_addr;
@@ -100,10 +107,28 @@ tcpkit_err tk_fail_errno(int e, const char *what);
 /* Lower-case text for common socket errnos ("connection refused"). */
 const char *tk_errno_text(int e);
 
+/* The record behind tcpkit_last_error(): one per thread, one per fiber. */
+#define TK_ERRMSG_MAX 1024
+struct tk_errrec {
+    int os_errno;
+    char msg[TK_ERRMSG_MAX];
+};
+/* Makes r the calling thread's current record (NULL: the thread's own); the
+ * fiber switch points it at the running fiber's. */
+void tk_error_use(struct tk_errrec *r);
+
 /* ---- options (lib/opts.c) ---- */
 
 /* The defaults, for NULL opts. */
 const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o);
+
+/* Limits of tcpkit_opts_set_stack_size(). */
+#define TK_STACK_MIN (16u * 1024u)
+#define TK_STACK_MAX (64u * 1024u * 1024u)
+
+/* The options of tcpkit_serve_with, with the serve mode's defaults filled
+ * in (max_conns, stack_size). */
+struct tcpkit_opts tk_serve_opts(const tcpkit_opts *opts);
 
 /* ---- deadlines and waiting (lib/wait.c) ---- */
 
@@ -116,6 +141,17 @@ int tk_deadline_left(tk_deadline *d);
  * time. Returns TCPKIT_OK, TCPKIT_ETIMEDOUT, TCPKIT_ESHUTDOWN or TCPKIT_ESYS
  * (recorded with `op` as the message prefix). */
 tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char *op);
+
+/* poll() for the library: on a fiber, parks only the fiber (lib/loop.c).
+ * Same return convention as poll(). */
+int tk_poll(struct pollfd *p, nfds_t n, int timeout_ms);
+
+/* fd is about to be closed: the fiber loop (if any) forgets it. */
+void tk_wait_forget(int fd);
+
+/* The shutdown eventfd of the server whose handler this thread (or its
+ * fibers) runs, -1 elsewhere: what tcpkit_sleep also waits on. */
+void tk_serve_wake_fd_set(int fd);
 
 /* The one place a conn's I/O calls wait: for `events` on c's socket, woken
  * by the owning listener's shutdown in either direction, within the
@@ -212,6 +248,25 @@ bool tk_conn_is_plain(const tcpkit_conn *c);
  * TLS write can need POLLIN). Never waits. */
 ssize_t tk_conn_read(tcpkit_conn *c, void *buf, size_t cap, short *wait_for);
 ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_for);
+
+/* ---- accepting and serving (lib/listen.c, lib/serve.c, lib/loop.c) ---- */
+
+/* One accept without waiting: TCPKIT_OK with a new conn, TCPKIT_ETIMEDOUT
+ * (not recorded: it is the normal end of a batch) when no client is
+ * queued, TCPKIT_ESHUTDOWN, or the recorded error. */
+tcpkit_err tk_accept_now(tcpkit_listener *l, tcpkit_conn **out);
+/* Accept errors that mean the listener itself is unusable. */
+bool tk_accept_fatal(tcpkit_err err);
+/* Starts a thread with the asynchronous signals blocked, so that the
+ * program's own threads keep receiving them; stack_size 0 = the default.
+ * Returns 0 or an errno. */
+int tk_thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
+/* The thread-per-connection server (1.0's tcpkit_serve). */
+tcpkit_err tk_serve_threads(tcpkit_listener *l, tcpkit_handler fn, void *arg, int max_conns,
+                            size_t stack_size);
+/* The fiber server; o has its defaults resolved. */
+tcpkit_err tk_serve_fibers(tcpkit_listener *l, tcpkit_handler fn, void *arg,
+                           const struct tcpkit_opts *o);
 
 /* ---- receiving and sending (lib/io.c, lib/send.c) ---- */
 

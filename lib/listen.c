@@ -188,16 +188,8 @@ static bool accepted_dead(int fd)
     return true;
 }
 
-tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
+tcpkit_err tk_accept_now(tcpkit_listener *l, tcpkit_conn **out)
 {
-    if (out)
-        *out = NULL;
-    if (!l || !out || timeout_ms < -1)
-        return tk_fail(TCPKIT_EINVAL, 0, "accept: %s",
-                       !l     ? "listener is NULL"
-                       : !out ? "out is NULL"
-                              : "timeout below -1");
-    tk_deadline d = tk_deadline_make(timeout_ms);
     for (;;) {
         if (atomic_load(&l->shut))
             return tk_fail(TCPKIT_ESHUTDOWN, 0, "accept: listener shut down");
@@ -209,15 +201,30 @@ tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
         if (fd >= 0)
             return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->io_timeout_ms, out);
         int e = errno;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            tcpkit_err err = tk_wait(l->fd, POLLIN, l->wake_fd, &d, "accept");
-            if (err != TCPKIT_OK)
-                return err;
-            continue;
-        }
-        if (accept_error_is_transient(e))
-            continue;
-        return tk_fail_errno(e, "accept");
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return TCPKIT_ETIMEDOUT;
+        if (!accept_error_is_transient(e))
+            return tk_fail_errno(e, "accept");
+    }
+}
+
+tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
+{
+    if (out)
+        *out = NULL;
+    if (!l || !out || timeout_ms < -1)
+        return tk_fail(TCPKIT_EINVAL, 0, "accept: %s",
+                       !l     ? "listener is NULL"
+                       : !out ? "out is NULL"
+                              : "timeout below -1");
+    tk_deadline d = tk_deadline_make(timeout_ms);
+    for (;;) {
+        tcpkit_err err = tk_accept_now(l, out);
+        if (err != TCPKIT_ETIMEDOUT)
+            return err;
+        err = tk_wait(l->fd, POLLIN, l->wake_fd, &d, "accept");
+        if (err != TCPKIT_OK)
+            return err;
     }
 }
 

@@ -19,6 +19,10 @@ static const struct tcpkit_opts tk_defaults = {
     .reuseport = false,
     .v6only = false,
     .fallback_delay_ms = 250,
+    .serve_mode = TCPKIT_SERVE_FIBERS,
+    .max_conns = 0,
+    .serve_threads = 0,
+    .stack_size = 0,
 };
 
 const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o)
@@ -124,6 +128,52 @@ tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms)
     if (err == TCPKIT_OK)
         o->fallback_delay_ms = ms;
     return err;
+}
+
+tcpkit_err tcpkit_opts_set_serve_mode(tcpkit_opts *o, tcpkit_serve_mode m)
+{
+    bool known = m == TCPKIT_SERVE_FIBERS || m == TCPKIT_SERVE_THREADS;
+    tcpkit_err err = check_setter(o, "opts_set_serve_mode", known, (int)m);
+    if (err == TCPKIT_OK)
+        o->serve_mode = m;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_max_conns(tcpkit_opts *o, int n)
+{
+    tcpkit_err err = check_setter(o, "opts_set_max_conns", n >= 1, n);
+    if (err == TCPKIT_OK)
+        o->max_conns = n;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_serve_threads(tcpkit_opts *o, int n)
+{
+    tcpkit_err err = check_setter(o, "opts_set_serve_threads", n >= 0, n);
+    if (err == TCPKIT_OK)
+        o->serve_threads = n;
+    return err;
+}
+
+tcpkit_err tcpkit_opts_set_stack_size(tcpkit_opts *o, size_t bytes)
+{
+    if (!o)
+        return tk_fail(TCPKIT_EINVAL, 0, "opts_set_stack_size: opts is NULL");
+    if (bytes < TK_STACK_MIN || bytes > TK_STACK_MAX)
+        return tk_fail(TCPKIT_EINVAL, 0, "opts_set_stack_size: %zu bytes out of range", bytes);
+    o->stack_size = bytes;
+    return TCPKIT_OK;
+}
+
+struct tcpkit_opts tk_serve_opts(const tcpkit_opts *opts)
+{
+    struct tcpkit_opts o = *tk_opts_or_default(opts);
+    bool fibers = o.serve_mode == TCPKIT_SERVE_FIBERS;
+    if (o.max_conns == 0)
+        o.max_conns = fibers ? 10000 : 1024;
+    if (o.stack_size == 0)
+        o.stack_size = fibers ? 256u * 1024u : 512u * 1024u;
+    return o;
 }
 
 /* Literal addresses only, so the setter never reaches a resolver: IPv4 in

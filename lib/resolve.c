@@ -140,6 +140,20 @@ static tcpkit_err resolve_failed(int rc, const char *op, const char *label)
     return tk_fail(TCPKIT_ERESOLVE, 0, "%s %s: lookup: %s", op, label, gai_strerror(rc));
 }
 
+struct lookup {
+    const char *host, *port;
+    const struct addrinfo *hints;
+    struct addrinfo *res;
+    int rc, err;
+};
+
+static void lookup_run(void *p)
+{
+    struct lookup *q = p;
+    q->rc = getaddrinfo(q->host, q->port, q->hints, &q->res);
+    q->err = errno;
+}
+
 tcpkit_err tk_resolve(const char *host, const char *port, tcpkit_family fam, bool passive,
                       const char *op, const char *label, struct tk_target **out, size_t *count)
 {
@@ -148,10 +162,17 @@ tcpkit_err tk_resolve(const char *host, const char *port, tcpkit_family fam, boo
     hints.ai_family = fam == TCPKIT_FAMILY_IPV4   ? AF_INET
                       : fam == TCPKIT_FAMILY_IPV6 ? AF_INET6
                                                   : AF_UNSPEC;
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0)
-        return resolve_failed(rc, op, label);
+    struct lookup q = {.host = host, .port = port, .hints = &hints};
+    /* On a fiber the lookup runs on a helper thread, so that only this
+     * fiber waits for the resolver; if no helper can be had, it runs here
+     * (slow for the loop, but still correct). */
+    if (tcpkit_run_blocking(lookup_run, &q) != TCPKIT_OK)
+        lookup_run(&q);
+    struct addrinfo *res = q.res;
+    if (q.rc != 0) {
+        errno = q.err;
+        return resolve_failed(q.rc, op, label);
+    }
     size_t n = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
         n += ai->ai_addrlen <= sizeof(struct sockaddr_storage);

@@ -51,6 +51,8 @@ struct pool {
     tcpkit_handler fn;
     void *arg;
     int max;
+    size_t stack_size;
+    int wake_fd;            /* the listener's shutdown eventfd (tcpkit_sleep) */
     int nthreads;           /* workers created */
     int nidle;              /* workers waiting for a job */
     bool stopping;          /* idle workers exit */
@@ -161,6 +163,7 @@ static void *worker_main(void *p)
     struct worker *w = p;
     struct pool *pool = w->pool;
     struct worker *joinee = NULL;
+    tk_serve_wake_fd_set(pool->wake_fd);
     pthread_mutex_lock(&pool->mu);
     for (;;) {
         tcpkit_conn *c = wait_for_job(pool, w, &joinee);
@@ -223,27 +226,35 @@ static struct worker *worker_new(struct pool *pool)
     return w;
 }
 
-/* Creates w's thread with the async signals blocked: a new thread inherits
- * its creator's mask, so the worker never runs, even for an instant, with
- * them unblocked. The pool lock is held across creation (the worker's first
- * act is to take it, and by then it is already on the idle stack). */
-static int start_thread(struct pool *pool, struct worker *w)
+int tk_thread_start(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, TK_WORKER_STACK);
+    if (stack_size)
+        pthread_attr_setstacksize(&attr, stack_size);
+    /* A new thread inherits its creator's mask: block the async signals
+     * around pthread_create so the thread never runs, even for an instant,
+     * with them unblocked. */
     sigset_t block, old;
     async_signal_set(&block);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    int e = pthread_create(t, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return e;
+}
+
+/* Creates w's thread. The pool lock is held across creation (the worker's
+ * first act is to take it, and by then it is already on the idle stack). */
+static int start_thread(struct pool *pool, struct worker *w)
+{
     pthread_mutex_lock(&pool->mu);
-    int e = pthread_create(&w->tid, &attr, worker_main, w);
+    int e = tk_thread_start(&w->tid, pool->stack_size, worker_main, w);
     if (e == 0) {
         all_push(pool, w);
         idle_push(pool, w);
     }
     pthread_mutex_unlock(&pool->mu);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
     return e;
 }
 
@@ -305,7 +316,7 @@ static void back_off(const tcpkit_listener *l, int *ms)
 }
 
 /* Errors that mean the listener itself is unusable: retrying cannot help. */
-static bool accept_error_is_fatal(tcpkit_err err)
+bool tk_accept_fatal(tcpkit_err err)
 {
     if (err != TCPKIT_ESYS)
         return false;
@@ -357,7 +368,7 @@ static tcpkit_err accept_loop(tcpkit_listener *l, struct pool *pool)
         }
         if (err == TCPKIT_ESHUTDOWN)
             break;
-        if (accept_error_is_fatal(err)) {
+        if (tk_accept_fatal(err)) {
             /* Wake the handlers so the drain below ends, as for shutdown. */
             tcpkit_listener_shutdown(l);
             return err;
@@ -369,14 +380,11 @@ static tcpkit_err accept_loop(tcpkit_listener *l, struct pool *pool)
     return TCPKIT_OK;
 }
 
-tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg, int max_conns)
+tcpkit_err tk_serve_threads(tcpkit_listener *l, tcpkit_handler fn, void *arg, int max_conns,
+                            size_t stack_size)
 {
-    if (!l || !fn || max_conns < 1)
-        return tk_fail(TCPKIT_EINVAL, 0, "serve: %s",
-                       !l    ? "listener is NULL"
-                       : !fn ? "handler is NULL"
-                             : "max_conns below 1");
-    struct pool pool = {.fn = fn, .arg = arg, .max = max_conns};
+    struct pool pool = {
+        .fn = fn, .arg = arg, .max = max_conns, .stack_size = stack_size, .wake_fd = l->wake_fd};
     int e = pthread_mutex_init(&pool.mu, NULL);
     if (e != 0)
         return tk_fail_errno(e, "serve: mutex");
@@ -389,4 +397,14 @@ tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg, int ma
     pthread_cond_destroy(&pool.free_cv);
     pthread_mutex_destroy(&pool.mu);
     return err;
+}
+
+tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg, int max_conns)
+{
+    if (!l || !fn || max_conns < 1)
+        return tk_fail(TCPKIT_EINVAL, 0, "serve: %s",
+                       !l    ? "listener is NULL"
+                       : !fn ? "handler is NULL"
+                             : "max_conns below 1");
+    return tk_serve_threads(l, fn, arg, max_conns, TK_WORKER_STACK);
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Deadlines and the one place the library blocks: poll(). */
+/* Deadlines and the one place the library blocks: poll() on a thread, a
+ * park in the event loop on a fiber. */
+#include "fiber.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -38,13 +40,33 @@ int tk_deadline_left(tk_deadline *d)
     return ms > 2147483647LL ? 2147483647 : (int)ms;
 }
 
+static _Thread_local int serve_wake_fd = -1;
+
+void tk_serve_wake_fd_set(int fd)
+{
+    serve_wake_fd = fd;
+}
+
+int tk_poll(struct pollfd *p, nfds_t n, int timeout_ms)
+{
+    if (tk_fiber_current())
+        return tk_loop_poll(p, n, timeout_ms);
+    return poll(p, n, timeout_ms);
+}
+
+void tk_wait_forget(int fd)
+{
+    if (tk_fiber_current())
+        tk_loop_forget(fd);
+}
+
 tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char *op)
 {
     struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake_fd, .events = POLLIN}};
     nfds_t n = wake_fd >= 0 ? 2 : 1;
     for (;;) {
         int left = tk_deadline_left(d);
-        int r = poll(p, n, left);
+        int r = tk_poll(p, n, left);
         if (r > 0) {
             if (n == 2 && p[1].revents)
                 return tk_fail(TCPKIT_ESHUTDOWN, 0, "%s: listener shut down", op);
@@ -93,4 +115,25 @@ tcpkit_err tk_conn_wait(tcpkit_conn *c, short events, tk_deadline *d, const char
     /* tcpkit_conn_cancel shuts the socket down, which wakes the poll. */
     tcpkit_err canceled = tk_conn_check(c, op);
     return canceled != TCPKIT_OK ? canceled : err;
+}
+
+tcpkit_err tcpkit_sleep(int ms)
+{
+    if (ms < 0)
+        return tk_fail(TCPKIT_EINVAL, 0, "sleep: %d ms is negative", ms);
+    /* Waiting on the server's shutdown eventfd alone: readable means the
+     * server is shutting down; a timeout is the normal end. */
+    struct pollfd p = {.fd = serve_wake_fd, .events = POLLIN};
+    nfds_t n = serve_wake_fd >= 0 ? 1 : 0;
+    tk_deadline d = tk_deadline_make(ms);
+    for (;;) {
+        int left = tk_deadline_left(&d);
+        int r = tk_poll(&p, n, left);
+        if (r > 0)
+            return tk_fail(TCPKIT_ESHUTDOWN, 0, "sleep: listener shut down");
+        if (r == 0 || left == 0)
+            return TCPKIT_OK;
+        if (errno != EINTR)
+            return tk_fail_errno(errno, "sleep");
+    }
 }

@@ -394,6 +394,70 @@ ROW(serve_after_shutdown)
     return tcpkit_serve(x->shut, handler, x, 1);
 }
 
+/* ---- 1.1: serving with options, fibers ---- */
+
+ROW(serve_with_null)
+{
+    return tcpkit_serve_with(NULL, handler, x, x->o);
+}
+ROW(serve_with_fn_null)
+{
+    return tcpkit_serve_with(x->l, NULL, x, NULL);
+}
+ROW(serve_with_after_shutdown)
+{
+    return tcpkit_serve_with(x->shut, handler, x, NULL);
+}
+ROW(set_serve_mode_null)
+{
+    (void)x;
+    return tcpkit_opts_set_serve_mode(NULL, TCPKIT_SERVE_FIBERS);
+}
+ROW(set_serve_mode_2)
+{
+    return tcpkit_opts_set_serve_mode(x->o, (tcpkit_serve_mode)2);
+}
+ROW(set_max_conns_null)
+{
+    (void)x;
+    return tcpkit_opts_set_max_conns(NULL, 10);
+}
+ROW(set_max_conns_0)
+{
+    return tcpkit_opts_set_max_conns(x->o, 0);
+}
+ROW(set_serve_threads_null)
+{
+    (void)x;
+    return tcpkit_opts_set_serve_threads(NULL, 1);
+}
+ROW(set_serve_threads_neg)
+{
+    return tcpkit_opts_set_serve_threads(x->o, -1);
+}
+ROW(set_stack_size_null)
+{
+    (void)x;
+    return tcpkit_opts_set_stack_size(NULL, 65536);
+}
+ROW(set_stack_size_small)
+{
+    return tcpkit_opts_set_stack_size(x->o, 16383);
+}
+ROW(set_stack_size_huge)
+{
+    return tcpkit_opts_set_stack_size(x->o, (size_t)-1);
+}
+ROW(sleep_neg)
+{
+    (void)x;
+    return tcpkit_sleep(-1);
+}
+ROW(run_blocking_null)
+{
+    return tcpkit_run_blocking(NULL, x);
+}
+
 static tcpkit_err send_call(struct ctx *x, tcpkit_conn *c, const void *buf, size_t len)
 {
     size_t sent = BAD_SIZE;
@@ -808,6 +872,20 @@ static const struct row rows[] = {
     R(serve_max_minus5, TCPKIT_EINVAL),
     R(serve_all_bad, TCPKIT_EINVAL),
     R(serve_after_shutdown, TCPKIT_OK),
+    RM(serve_with_null, TCPKIT_EINVAL, "listener"),
+    RM(serve_with_fn_null, TCPKIT_EINVAL, "handler"),
+    R(serve_with_after_shutdown, TCPKIT_OK),
+    R(set_serve_mode_null, TCPKIT_EINVAL),
+    R(set_serve_mode_2, TCPKIT_EINVAL),
+    R(set_max_conns_null, TCPKIT_EINVAL),
+    R(set_max_conns_0, TCPKIT_EINVAL),
+    R(set_serve_threads_null, TCPKIT_EINVAL),
+    R(set_serve_threads_neg, TCPKIT_EINVAL),
+    R(set_stack_size_null, TCPKIT_EINVAL),
+    RM(set_stack_size_small, TCPKIT_EINVAL, "stack_size"),
+    RM(set_stack_size_huge, TCPKIT_EINVAL, "stack_size"),
+    R(sleep_neg, TCPKIT_EINVAL),
+    R(run_blocking_null, TCPKIT_EINVAL),
     R(send_null, TCPKIT_EINVAL),
     R(send_null_out_null, TCPKIT_EINVAL),
     R(send_buf_null, TCPKIT_EINVAL),

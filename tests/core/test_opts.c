@@ -69,6 +69,19 @@ START_TEST(setter_fallback_delay)
 }
 END_TEST
 
+START_TEST(setter_serve)
+{
+    const int good_max[] = {1, 2, 10000, INT_MAX};
+    const int bad_max[] = {0, -1, INT_MIN};
+    check_int_setter("max_conns", tcpkit_opts_set_max_conns, good_max, N(good_max), bad_max,
+                     N(bad_max));
+    const int good_threads[] = {0, 1, 64, INT_MAX};
+    const int bad_threads[] = {-1, INT_MIN};
+    check_int_setter("serve_threads", tcpkit_opts_set_serve_threads, good_threads, N(good_threads),
+                     bad_threads, N(bad_threads));
+}
+END_TEST
+
 START_TEST(setter_keepalive)
 {
     const int good[] = {0, 1, 32767, 32768, INT_MAX};
@@ -224,6 +237,7 @@ int main(void)
     tcase_add_test(tc, setter_timeouts);
     tcase_add_test(tc, setter_backlog);
     tcase_add_test(tc, setter_fallback_delay);
+    tcase_add_test(tc, setter_serve);
     tcase_add_test(tc, setter_keepalive);
     tcase_add_test(tc, setter_family);
     tcase_add_test(tc, setter_bools);
