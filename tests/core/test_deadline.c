@@ -392,6 +392,104 @@ START_TEST(buffered_counts_read_ahead)
 }
 END_TEST
 
+/* ---- inside fibers (tcpkit_serve_with) ---- */
+
+/* What the fiber handlers saw. The first connection's handler lives under
+ * a deadline; the second blocks until the test thread cancels it. */
+struct fiber_run {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tcpkit_conn *blocked; /* the second handler's conn, while it waits */
+    int handlers;
+    tcpkit_err deadline_err, cancel_err;
+    bool deadline_said;
+};
+
+static void fiber_handler(tcpkit_conn *c, void *arg)
+{
+    struct fiber_run *r = arg;
+    pthread_mutex_lock(&r->mu);
+    int mine = r->handlers++;
+    if (mine == 1)
+        r->blocked = c;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    void *data = NULL;
+    tcpkit_err e;
+    if (mine == 0)
+        tcpkit_conn_set_deadline(c, 300);
+    while ((e = tcpkit_recv_msg(c, &data, NULL, 100)) == TCPKIT_OK) {
+        tcpkit_free(data);
+        tcpkit_send_msg(c, "ok", 2, NULL);
+    }
+    pthread_mutex_lock(&r->mu);
+    if (mine == 0) {
+        r->deadline_err = e;
+        r->deadline_said = strstr(tcpkit_last_error(), "deadline") != NULL;
+    } else {
+        r->cancel_err = e;
+        r->blocked = NULL;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+struct fiber_server {
+    tcpkit_listener *l;
+    struct fiber_run *run;
+    tcpkit_err err;
+};
+
+static void fiber_serve_fn(th_peer *p)
+{
+    struct fiber_server *fs = p->arg;
+    tcpkit_opts *o = NULL;
+    tcpkit_opts_new(&o);
+    tcpkit_opts_set_serve_mode(o, TCPKIT_SERVE_FIBERS);
+    tcpkit_opts_set_serve_threads(o, 1);
+    fs->err = tcpkit_serve_with(fs->l, fiber_handler, fs->run, o);
+    tcpkit_opts_free(o);
+}
+
+START_TEST(deadline_and_cancel_in_fibers)
+{
+    struct fiber_run r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct fiber_server fs = {.l = th_listen_loopback("127.0.0.1"), .run = &r};
+    char port[16];
+    th_port_str(fs.l, port, sizeof port);
+    th_peer srv = {.fd = -1, .arg = &fs};
+    th_peer_start(&srv, fiber_serve_fn);
+    tcpkit_conn *a, *b;
+    ck_assert_int_eq(tcpkit_connect(&a, "127.0.0.1", port, NULL), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(a, scaled(10000)), TCPKIT_OK);
+    /* One framed exchange, then the handler's deadline ends it. */
+    void *data = NULL;
+    ck_assert_int_eq(tcpkit_send_msg(a, "hi", 2, NULL), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_recv_msg(a, &data, NULL, 10), TCPKIT_OK);
+    tcpkit_free(data);
+    char ch;
+    ck_assert_int_eq(tcpkit_recv(a, &ch, 1, NULL), TCPKIT_EOF);
+    /* The second handler blocks until this thread cancels its conn. */
+    ck_assert_int_eq(tcpkit_connect(&b, "127.0.0.1", port, NULL), TCPKIT_OK);
+    pthread_mutex_lock(&r.mu);
+    while (!r.blocked)
+        pthread_cond_wait(&r.cv, &r.mu);
+    tcpkit_conn_cancel(r.blocked);
+    while (r.blocked)
+        pthread_cond_wait(&r.cv, &r.mu);
+    pthread_mutex_unlock(&r.mu);
+    tcpkit_listener_shutdown(fs.l);
+    th_peer_join(&srv);
+    tcpkit_close(a);
+    tcpkit_close(b);
+    tcpkit_listener_close(fs.l);
+    ck_assert_int_eq(fs.err, TCPKIT_OK);
+    ck_assert_int_eq(r.deadline_err, TCPKIT_ETIMEDOUT);
+    ck_assert(r.deadline_said);
+    ck_assert_int_eq(r.cancel_err, TCPKIT_ECANCELED);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("core-deadline");
@@ -408,6 +506,9 @@ int main(void)
     tcase_add_test(tc, cancel_with_data_waiting);
     tcase_add_test(tc, cancel_from_signal_handler);
     tcase_add_test(tc, cancel_accepted_then_abort);
+    suite_add_tcase(su, tc);
+    tc = th_tcase("fibers", 60);
+    tcase_add_test(tc, deadline_and_cancel_in_fibers);
     suite_add_tcase(su, tc);
     tc = th_tcase("buffered", 30);
     tcase_add_test(tc, buffered_counts_read_ahead);
