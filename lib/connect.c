@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tcpkit_connect: resolve a name, then race its addresses (RFC 8305). */
+/* tcpkit_connect: race the addresses of a name (Happy Eyeballs, RFC 8305). */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -21,6 +21,9 @@ struct race {
     tk_deadline deadline;   /* the connect timeout, over the whole race */
     tk_deadline fallback;   /* re-armed at every attempt start */
     int fallback_ms;
+    /* An attempt failed since the last one started: RFC 8305 starts the
+     * next at once rather than waiting out the fallback delay. */
+    bool failed_since_start;
     tcpkit_err best; /* most telling failure so far */
     int best_errno;
     char log[768]; /* "addr port N: reason; ..." for the message */
@@ -60,6 +63,7 @@ static void race_note(struct race *r, size_t i, tcpkit_err e, int os_errno, cons
                      port, why);
     if (n > 0)
         r->log_len += (size_t)n < room ? (size_t)n : room - 1;
+    r->failed_since_start = true;
     if (r->best == TCPKIT_OK || err_rank(e) > err_rank(r->best)) {
         r->best = e;
         r->best_errno = os_errno;
@@ -79,6 +83,7 @@ static int race_start_next(struct race *r)
 {
     size_t i = r->next++;
     const struct tk_target *t = &r->targets[i];
+    r->failed_since_start = false;
     r->fallback = tk_deadline_make(r->fallback_ms);
     tk_deadline_left(&r->fallback); /* arm it now */
     int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -157,8 +162,9 @@ static int race_run(struct race *r, size_t *winner)
         /* No new attempt once the deadline has passed; the first one
          * always starts, so timeout 0 still tries once. */
         bool in_time = r->next == 0 || tk_deadline_left(&r->deadline) != 0;
-        bool start = in_time && r->next < r->count &&
-                     (!race_has_pending(r) || tk_deadline_left(&r->fallback) == 0);
+        bool start =
+            in_time && r->next < r->count &&
+            (!race_has_pending(r) || r->failed_since_start || tk_deadline_left(&r->fallback) == 0);
         if (start) {
             size_t i = r->next;
             int fd = race_start_next(r);
@@ -217,90 +223,6 @@ static void interleave(struct tk_target *t, size_t n)
     free(tmp);
 }
 
-/* Numeric hosts skip getaddrinfo(): no allocation, no resolver, and the
- * connection rate of literal addresses stays that of raw connect(). */
-static bool parse_numeric(const char *host, const char *port, tcpkit_family fam,
-                          struct tk_target *t)
-{
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (*end != '\0' || p < 1 || p > 65535)
-        return false;
-    memset(t, 0, sizeof *t);
-    struct sockaddr_in *in = (void *)&t->addr;
-    struct sockaddr_in6 *in6 = (void *)&t->addr;
-    if (fam != TCPKIT_FAMILY_IPV6 && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)p);
-        t->len = sizeof *in;
-        return true;
-    }
-    if (fam != TCPKIT_FAMILY_IPV4 && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)p);
-        t->len = sizeof *in6;
-        return true;
-    }
-    return false;
-}
-
-/* A literal of the family the options exclude must not go to the resolver,
- * which could treat it as a name and send a query. */
-static bool is_excluded_literal(const char *host, tcpkit_family fam)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    if (fam == TCPKIT_FAMILY_IPV4)
-        return inet_pton(AF_INET6, host, buf) == 1;
-    if (fam == TCPKIT_FAMILY_IPV6)
-        return inet_pton(AF_INET, host, buf) == 1;
-    return false;
-}
-
-static tcpkit_err resolve_failed(int rc, const char *op, const char *label)
-{
-    if (rc == EAI_SYSTEM)
-        return tk_fail(tk_err_from_errno(errno), errno, "%s %s: lookup: %s", op, label,
-                       strerror(errno));
-    if (rc == EAI_MEMORY)
-        return tk_fail(TCPKIT_ENOMEM, 0, "%s %s: lookup: %s", op, label, gai_strerror(rc));
-    return tk_fail(TCPKIT_ERESOLVE, 0, "%s %s: lookup: %s", op, label, gai_strerror(rc));
-}
-
-tcpkit_err tk_resolve(const char *host, const char *port, tcpkit_family fam, bool passive,
-                      const char *op, const char *label, struct tk_target **out, size_t *count)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
-    hints.ai_flags = passive ? AI_PASSIVE : 0;
-    hints.ai_family = fam == TCPKIT_FAMILY_IPV4   ? AF_INET
-                      : fam == TCPKIT_FAMILY_IPV6 ? AF_INET6
-                                                  : AF_UNSPEC;
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0)
-        return resolve_failed(rc, op, label);
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        n += ai->ai_addrlen <= sizeof(struct sockaddr_storage);
-    struct tk_target *t = n ? calloc(n, sizeof *t) : NULL;
-    if (!t) {
-        freeaddrinfo(res);
-        if (n == 0)
-            return tk_fail(TCPKIT_ERESOLVE, 0, "%s %s: lookup: no addresses", op, label);
-        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "%s %s: out of memory", op, label);
-    }
-    size_t k = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
-            continue;
-        memcpy(&t[k].addr, ai->ai_addr, ai->ai_addrlen);
-        t[k++].len = ai->ai_addrlen;
-    }
-    freeaddrinfo(res);
-    *out = t;
-    *count = n;
-    return TCPKIT_OK;
-}
-
 static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct tcpkit_opts *o,
                                const char *label, tcpkit_conn **out)
 {
@@ -349,13 +271,13 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
         return err;
 
     const struct tcpkit_opts *o = tk_opts_or_default(opts);
-    char label[TK_HOST_MAX + 48];
-    snprintf(label, sizeof label, strchr(name, ':') ? "[%s]:%s" : "%s:%s", name, port);
+    char label[TK_LABEL_MAX];
+    tk_format_label(label, sizeof label, name, port);
 
     struct tk_target one;
-    if (parse_numeric(name, port, o->family, &one))
+    if (tk_parse_numeric(name, port, o->family, &one))
         return race_targets(&one, 1, o, label, out);
-    if (is_excluded_literal(name, o->family))
+    if (tk_is_excluded_literal(name, o->family))
         return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options", label);
 
     struct tk_target *t;

@@ -14,49 +14,35 @@
 static _Thread_local char last_msg[TK_ERRMSG_MAX];
 static _Thread_local int last_errno;
 
+/* Indexed by tcpkit_err: the values are ABI and contiguous from 0. */
+static const char *const err_texts[] = {
+    [TCPKIT_OK] = "success",
+    [TCPKIT_EOF] = "end of stream",
+    [TCPKIT_EINVAL] = "invalid argument",
+    [TCPKIT_ENOMEM] = "out of memory",
+    [TCPKIT_ERESOLVE] = "name resolution failed",
+    [TCPKIT_EREFUSED] = "connection refused",
+    [TCPKIT_EUNREACH] = "network unreachable",
+    [TCPKIT_ETIMEDOUT] = "timed out",
+    [TCPKIT_ERESET] = "connection reset by peer",
+    [TCPKIT_EADDRINUSE] = "address already in use",
+    [TCPKIT_EACCES] = "permission denied",
+    [TCPKIT_ETOOBIG] = "limit reached",
+    [TCPKIT_EMFILE] = "too many open files",
+    [TCPKIT_ESHUTDOWN] = "listener shut down",
+    [TCPKIT_ESYS] = "system error",
+    [TCPKIT_ETLS] = "TLS failure",
+    [TCPKIT_ECERT] = "certificate not accepted",
+    [TCPKIT_ENOTSUP] = "not supported",
+    [TCPKIT_ECANCELED] = "canceled",
+};
+
 const char *tcpkit_strerror(tcpkit_err e)
 {
-    switch (e) {
-    case TCPKIT_OK:
-        return "success";
-    case TCPKIT_EOF:
-        return "end of stream";
-    case TCPKIT_EINVAL:
-        return "invalid argument";
-    case TCPKIT_ENOMEM:
-        return "out of memory";
-    case TCPKIT_ERESOLVE:
-        return "name resolution failed";
-    case TCPKIT_EREFUSED:
-        return "connection refused";
-    case TCPKIT_EUNREACH:
-        return "network unreachable";
-    case TCPKIT_ETIMEDOUT:
-        return "timed out";
-    case TCPKIT_ERESET:
-        return "connection reset by peer";
-    case TCPKIT_EADDRINUSE:
-        return "address already in use";
-    case TCPKIT_EACCES:
-        return "permission denied";
-    case TCPKIT_ETOOBIG:
-        return "limit reached";
-    case TCPKIT_EMFILE:
-        return "too many open files";
-    case TCPKIT_ESHUTDOWN:
-        return "listener shut down";
-    case TCPKIT_ESYS:
-        return "system error";
-    case TCPKIT_ETLS:
-        return "TLS failure";
-    case TCPKIT_ECERT:
-        return "certificate not accepted";
-    case TCPKIT_ENOTSUP:
-        return "not supported";
-    case TCPKIT_ECANCELED:
-        return "canceled";
-    }
-    return "unknown error";
+    /* Compare as unsigned: a negative value from a bad cast is unknown too. */
+    if ((unsigned)e >= sizeof err_texts / sizeof err_texts[0])
+        return "unknown error";
+    return err_texts[e];
 }
 
 const char *tcpkit_last_error(void)
@@ -143,9 +129,4 @@ const char *tk_errno_text(int e)
 tcpkit_err tk_fail_errno(int e, const char *what)
 {
     return tk_fail(tk_err_from_errno(e), e, "%s: %s", what, tk_errno_text(e));
-}
-
-const char *tcpkit_version(void)
-{
-    return TCPKIT_BUILD_VERSION;
 }

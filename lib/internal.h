@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 #if defined(__GNUC__)
@@ -55,6 +56,15 @@ struct tcpkit_listener {
     int io_timeout_ms;
 };
 
+/* Writes v to an optional size_t out-parameter; returns TCPKIT_OK so a
+ * success path can end with `return tk_set_size(p, n)`. */
+static inline tcpkit_err tk_set_size(size_t *p, size_t v)
+{
+    if (p)
+        *p = v;
+    return TCPKIT_OK;
+}
+
 /* ---- errors (lib/error.c) ---- */
 
 /* Records a failure for tcpkit_last_error()/tcpkit_last_errno() and returns
@@ -66,6 +76,11 @@ tcpkit_err tk_err_from_errno(int e);
 tcpkit_err tk_fail_errno(int e, const char *what);
 /* Lower-case text for common socket errnos ("connection refused"). */
 const char *tk_errno_text(int e);
+
+/* ---- options (lib/opts.c) ---- */
+
+/* The defaults, for NULL opts. */
+const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o);
 
 /* ---- deadlines and waiting (lib/wait.c) ---- */
 
@@ -93,11 +108,51 @@ int tk_deadline_left(tk_deadline *d);
  * (recorded with `op` as the message prefix). */
 tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char *op);
 
-/* ---- sockets and addresses (lib/sockaddr.c) ---- */
+/* The one place a conn's I/O calls wait: for `events` on c's socket, woken
+ * by the owning listener's shutdown in either direction. */
+tcpkit_err tk_conn_wait(tcpkit_conn *c, short events, tk_deadline *d, const char *op);
+
+/* ---- names, ports and literals (lib/resolve.c) ---- */
+
+/* DNS names are at most 253 bytes; longer strings are rejected before they
+ * can reach a resolver. */
+#define TK_HOST_MAX 253
+/* Room for a "[host]:port" label built from a cleaned host. */
+#define TK_LABEL_MAX (TK_HOST_MAX + 48)
+
+/* A resolved address, wherever it came from (getaddrinfo or a literal). */
+struct tk_target {
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
 
 /* Validates a port string: a number in [min_port, 65535] or a service
  * name. Numeric strings out of range give TCPKIT_EINVAL (recorded). */
 tcpkit_err tk_check_port(const char *port, int min_port, const char *op);
+
+/* Checks a non-empty host and copies it without IPv6 brackets ("[::1]" ->
+ * "::1") into buf (TK_HOST_MAX + 1 bytes). */
+tcpkit_err tk_clean_host(const char *host, char *buf, size_t cap, const char *op);
+
+/* "host:port", "[v6]:port", or "*:port" for a NULL host: how messages name
+ * what a call was asked for. */
+void tk_format_label(char *buf, size_t cap, const char *host, const char *port);
+
+/* Fills t from a numeric host of an allowed family and a numeric port;
+ * false when either is not numeric (then the resolver decides). */
+bool tk_parse_numeric(const char *host, const char *port, tcpkit_family fam, struct tk_target *t);
+
+/* True for a literal of the family the options exclude: it must not reach
+ * the resolver, which could take it for a name and send a query. */
+bool tk_is_excluded_literal(const char *host, tcpkit_family fam);
+
+/* getaddrinfo() for TCP, in resolver order, into a new array (free()).
+ * host NULL with passive gives the wildcard addresses. Failures are
+ * recorded as "<op> <label>: lookup: ...". */
+tcpkit_err tk_resolve(const char *host, const char *port, tcpkit_family fam, bool passive,
+                      const char *op, const char *label, struct tk_target **out, size_t *count);
+
+/* ---- addresses and socket options (lib/sockaddr.c) ---- */
 
 /* Formats "1.2.3.4:80" or "[::1%lo]:80"; an IPv4-mapped IPv6 address is
  * shown as plain IPv4. with_port false gives the bare address. Returns
@@ -109,38 +164,25 @@ int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, cha
 tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap,
                            const char *op);
 
+/* tk_addr_to_user() of the socket's own address (getsockname). */
+tcpkit_err tk_sockname_to_user(int fd, char *buf, size_t cap, const char *op);
+
 /* Applies nodelay and keepalive to a socket (a connected one, or a
  * listening one whose accepted sockets inherit them). */
 tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o);
+
+/* ---- the conn object (lib/conn.c) ---- */
 
 /* Wraps a connected, non-blocking descriptor in a new conn. On ENOMEM the
  * descriptor is closed. */
 tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, int timeout_ms,
                        tcpkit_conn **out);
 
-/* DNS names are at most 253 bytes; longer strings are rejected before they
- * can reach a resolver. */
-#define TK_HOST_MAX 253
-
-/* Checks a non-empty host and copies it without IPv6 brackets ("[::1]" ->
- * "::1") into buf (TK_HOST_MAX + 1 bytes). */
-tcpkit_err tk_clean_host(const char *host, char *buf, size_t cap, const char *op);
-
-/* ---- resolution (lib/connect.c) ---- */
-
-/* A resolved address, wherever it came from (getaddrinfo or a literal). */
-struct tk_target {
-    struct sockaddr_storage addr;
-    socklen_t len;
-};
-
-/* getaddrinfo() for TCP, in resolver order, into a new array (free()).
- * host NULL with passive gives the wildcard addresses. Failures are
- * recorded as "<op> <label>: lookup: ...". */
-tcpkit_err tk_resolve(const char *host, const char *port, tcpkit_family fam, bool passive,
-                      const char *op, const char *label, struct tk_target **out, size_t *count);
-
-/* The defaults, for NULL opts. */
-const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o);
+/* Every byte a conn moves goes through these two: bytes moved (> 0), 0 at
+ * end of stream (read only), or -1 with errno set. On EAGAIN, *wait_for
+ * names the readiness to wait for with tk_conn_wait (POLLIN or POLLOUT; a
+ * TLS write can need POLLIN). Never waits. */
+ssize_t tk_conn_read(tcpkit_conn *c, void *buf, size_t cap, short *wait_for);
+ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_for);
 
 #endif /* TCPKIT_INTERNAL_H */

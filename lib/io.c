@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Sending and receiving on a connection, half-close, close and abort. */
+/* Receiving on a connection: the four receive calls and the read-ahead
+ * buffer that tcpkit_recv_line fills and every receive drains first. */
 #include "internal.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Read-ahead buffer of tcpkit_recv_line: large enough that a typical line
  * protocol costs one recv() for many lines. It grows (up to the caller's
@@ -15,13 +14,6 @@
 #define TK_RBUF_MIN 4096
 /* tcpkit_recv_all's first allocation; it doubles from there. */
 #define TK_RECV_ALL_FIRST 16384
-
-static tcpkit_err set_out(size_t *p, size_t v)
-{
-    if (p)
-        *p = v;
-    return TCPKIT_OK;
-}
 
 /* ---- the read-ahead buffer ---- */
 
@@ -56,7 +48,8 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
 {
     *n = 0;
     for (;;) {
-        ssize_t r = recv(c->fd, buf, cap, 0);
+        short wait_for;
+        ssize_t r = tk_conn_read(c, buf, cap, &wait_for);
         if (r > 0) {
             *n = (size_t)r;
             return TCPKIT_OK;
@@ -67,7 +60,7 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return tk_fail_errno(errno, op);
-        tcpkit_err err = tk_wait(c->fd, POLLIN, c->wake_fd, d, op);
+        tcpkit_err err = tk_conn_wait(c, wait_for, d, op);
         if (err != TCPKIT_OK)
             return err;
     }
@@ -83,51 +76,20 @@ static tcpkit_err check_conn_buf(const tcpkit_conn *c, const void *buf, bool nee
     return TCPKIT_OK;
 }
 
-tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len, size_t *sent)
-{
-    set_out(sent, 0);
-    tcpkit_err err = check_conn_buf(c, buf, len > 0, "send_all");
-    if (err != TCPKIT_OK)
-        return err;
-    tk_deadline d = tk_deadline_make(c->timeout_ms);
-    const char *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        /* MSG_NOSIGNAL: a peer that went away gives EPIPE, not SIGPIPE. */
-        ssize_t r = send(c->fd, p + done, len - done, MSG_NOSIGNAL);
-        if (r >= 0) {
-            done += (size_t)r;
-            set_out(sent, done);
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            int e = errno;
-            return tk_fail(tk_err_from_errno(e), e, "send_all: %s (sent %zu of %zu bytes)",
-                           tk_errno_text(e), done, len);
-        }
-        err = tk_wait(c->fd, POLLOUT, -1, &d, "send_all");
-        if (err != TCPKIT_OK)
-            return err;
-    }
-    return TCPKIT_OK;
-}
-
 tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
 {
-    set_out(got, 0);
+    tk_set_size(got, 0);
     tcpkit_err err = check_conn_buf(c, buf, true, "recv");
     if (err != TCPKIT_OK)
         return err;
     if (cap == 0)
         return tk_fail(TCPKIT_EINVAL, 0, "recv: capacity is 0");
     if (rbuf_avail(c))
-        return set_out(got, rbuf_take(c, buf, cap));
+        return tk_set_size(got, rbuf_take(c, buf, cap));
     tk_deadline d = tk_deadline_make(c->timeout_ms);
     size_t n;
     err = recv_some(c, buf, cap, &d, &n, "recv");
-    set_out(got, n);
+    tk_set_size(got, n);
     if (err == TCPKIT_EOF)
         return tk_fail(TCPKIT_EOF, 0, "recv: end of stream");
     return err;
@@ -135,7 +97,7 @@ tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
 
 tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got)
 {
-    set_out(got, 0);
+    tk_set_size(got, 0);
     tcpkit_err err = check_conn_buf(c, buf, len > 0, "recv_exact");
     if (err != TCPKIT_OK)
         return err;
@@ -149,7 +111,7 @@ tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got)
         if (err != TCPKIT_OK)
             break;
     }
-    set_out(got, done);
+    tk_set_size(got, done);
     if (err == TCPKIT_EOF)
         return tk_fail(TCPKIT_EOF, 0, "recv_exact: end of stream after %zu of %zu bytes", done,
                        len);
@@ -175,9 +137,35 @@ static tcpkit_err grow_all_buffer(char **data, size_t *cap, size_t limit)
     return TCPKIT_OK;
 }
 
+/* Reads until end of stream or until more than max bytes arrived, straight
+ * into the growing result buffer (no intermediate copy). *buf and *done
+ * hold what arrived on every outcome; EOF is success here. */
+static tcpkit_err recv_all_into(tcpkit_conn *c, char **buf, size_t *done, size_t max)
+{
+    size_t cap = 0;
+    tk_deadline d = tk_deadline_make(c->timeout_ms);
+    for (;;) {
+        tcpkit_err err = TCPKIT_OK;
+        if (*done == cap && (err = grow_all_buffer(buf, &cap, max)) != TCPKIT_OK)
+            return err;
+        size_t n;
+        if (rbuf_avail(c))
+            n = rbuf_take(c, *buf + *done, cap - *done);
+        else
+            err = recv_some(c, *buf + *done, cap - *done, &d, &n, "recv_all");
+        *done += n;
+        if (*done > max) {
+            *done = max;
+            return tk_fail(TCPKIT_ETOOBIG, 0, "recv_all: more than %zu bytes", max);
+        }
+        if (err != TCPKIT_OK)
+            return err == TCPKIT_EOF ? TCPKIT_OK : err;
+    }
+}
+
 tcpkit_err tcpkit_recv_all(tcpkit_conn *c, void **data, size_t *len, size_t max)
 {
-    set_out(len, 0);
+    tk_set_size(len, 0);
     if (data)
         *data = NULL;
     tcpkit_err err = check_conn_buf(c, data, true, "recv_all");
@@ -187,34 +175,13 @@ tcpkit_err tcpkit_recv_all(tcpkit_conn *c, void **data, size_t *len, size_t max)
         return tk_fail(TCPKIT_EINVAL, 0, "recv_all: max is 0");
     if (max > SIZE_MAX - 2)
         max = SIZE_MAX - 2;
-
     char *buf = NULL;
-    size_t cap = 0, done = 0;
-    tk_deadline d = tk_deadline_make(c->timeout_ms);
-    /* Read straight into the result buffer: no intermediate copy. */
-    for (;;) {
-        if (done == cap && (err = grow_all_buffer(&buf, &cap, max)) != TCPKIT_OK)
-            break;
-        size_t n;
-        if (rbuf_avail(c))
-            n = rbuf_take(c, buf + done, cap - done);
-        else
-            err = recv_some(c, buf + done, cap - done, &d, &n, "recv_all");
-        done += n;
-        if (done > max) {
-            done = max;
-            err = tk_fail(TCPKIT_ETOOBIG, 0, "recv_all: more than %zu bytes", max);
-            break;
-        }
-        if (err != TCPKIT_OK)
-            break;
-    }
-    if (err == TCPKIT_EOF)
-        err = TCPKIT_OK;
+    size_t done = 0;
+    err = recv_all_into(c, &buf, &done, max);
     if (buf)
         buf[done] = '\0';
     *data = buf;
-    set_out(len, done);
+    tk_set_size(len, done);
     return err;
 }
 
@@ -256,13 +223,13 @@ static tcpkit_err line_out(tcpkit_conn *c, char *buf, size_t n, size_t *len, tcp
 {
     rbuf_take(c, buf, n);
     buf[n] = '\0';
-    set_out(len, n);
+    tk_set_size(len, n);
     return err;
 }
 
 tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
 {
-    set_out(len, 0);
+    tk_set_size(len, 0);
     tcpkit_err err = check_conn_buf(c, buf, true, "recv_line");
     if (err != TCPKIT_OK)
         return err;
@@ -299,77 +266,4 @@ tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len)
         if (err != TCPKIT_OK)
             return line_out(c, buf, rbuf_avail(c), len, err);
     }
-}
-
-/* ---- half-close, close, abort, accessors ---- */
-
-tcpkit_err tcpkit_close_write(tcpkit_conn *c)
-{
-    if (!c)
-        return tk_fail(TCPKIT_EINVAL, 0, "close_write: conn is NULL");
-    if (shutdown(c->fd, SHUT_WR) < 0)
-        return tk_fail_errno(errno, "close_write");
-    return TCPKIT_OK;
-}
-
-static void conn_free(tcpkit_conn *c)
-{
-    /* close() may report EINTR or a late error; the descriptor is gone on
-     * Linux either way, so retrying would close someone else's. */
-    close(c->fd);
-    free(c->rbuf);
-    free(c);
-}
-
-void tcpkit_close(tcpkit_conn *c)
-{
-    if (c)
-        conn_free(c);
-}
-
-void tcpkit_abort(tcpkit_conn *c)
-{
-    if (!c)
-        return;
-    /* Linger on with a zero timeout: close() sends RST and drops unsent
-     * data instead of a FIN handshake. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    conn_free(c);
-}
-
-tcpkit_err tcpkit_conn_set_timeout(tcpkit_conn *c, int ms)
-{
-    if (!c || ms < -1)
-        return tk_fail(TCPKIT_EINVAL, 0, "conn_set_timeout: %s",
-                       c ? "timeout below -1" : "conn is NULL");
-    c->timeout_ms = ms;
-    return TCPKIT_OK;
-}
-
-int tcpkit_conn_fd(const tcpkit_conn *c)
-{
-    return c ? c->fd : -1;
-}
-
-tcpkit_err tcpkit_conn_peer(const tcpkit_conn *c, char *buf, size_t cap)
-{
-    if (buf && cap)
-        buf[0] = '\0';
-    if (!c || !buf)
-        return tk_fail(TCPKIT_EINVAL, 0, "conn_peer: %s is NULL", c ? "buf" : "conn");
-    return tk_addr_to_user((const struct sockaddr *)&c->peer, c->peer_len, buf, cap, "conn_peer");
-}
-
-tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size_t cap)
-{
-    if (buf && cap)
-        buf[0] = '\0';
-    if (!c || !buf)
-        return tk_fail(TCPKIT_EINVAL, 0, "conn_local: %s is NULL", c ? "buf" : "conn");
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0)
-        return tk_fail_errno(errno, "conn_local: getsockname");
-    return tk_addr_to_user((const struct sockaddr *)&ss, len, buf, cap, "conn_local");
 }

@@ -77,6 +77,24 @@ static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_liste
     return TCPKIT_OK;
 }
 
+/* Binds the first address that works. Without IPv6 (socket() says
+ * EAFNOSUPPORT, bind() EADDRNOTAVAIL) the wildcard falls back to 0.0.0.0;
+ * a real error such as EADDRINUSE is reported as is. */
+static tcpkit_err bind_first(struct tk_target *t, size_t n, const struct tcpkit_opts *o,
+                             const char *label, int *fd_out)
+{
+    int fd = -1, e = 0;
+    for (size_t i = 0; i < n && fd < 0; i++) {
+        fd = bind_one(&t[i], o);
+        if (fd < 0 && (e == 0 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL)))
+            e = errno;
+    }
+    *fd_out = fd;
+    if (fd < 0)
+        return tk_fail(tk_err_from_errno(e), e, "listen %s: %s", label, tk_errno_text(e));
+    return TCPKIT_OK;
+}
+
 tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *port,
                          const tcpkit_opts *opts)
 {
@@ -87,18 +105,13 @@ tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *po
     tcpkit_err err = tk_check_port(port, 0, "listen");
     if (err != TCPKIT_OK)
         return err;
-
     const struct tcpkit_opts *o = tk_opts_or_default(opts);
     bool wildcard = !host || !*host;
     char name[TK_HOST_MAX + 1];
     if (!wildcard && (err = tk_clean_host(host, name, sizeof name, "listen")) != TCPKIT_OK)
         return err;
-    char label[TK_HOST_MAX + 48];
-    snprintf(label, sizeof label,
-             wildcard            ? "*:%s"
-             : strchr(name, ':') ? "[%s]:%s"
-                                 : "%s:%s",
-             wildcard ? port : name, port);
+    char label[TK_LABEL_MAX];
+    tk_format_label(label, sizeof label, wildcard ? NULL : name, port);
 
     struct tk_target *t;
     size_t n;
@@ -106,19 +119,11 @@ tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *po
     if (err != TCPKIT_OK)
         return err;
     order_for_listen(t, n, wildcard);
-
-    /* First address that binds wins. Without IPv6 (socket() says
-     * EAFNOSUPPORT, bind() EADDRNOTAVAIL) the wildcard falls back to
-     * 0.0.0.0; a real error such as EADDRINUSE is reported as is. */
-    int fd = -1, e = 0;
-    for (size_t i = 0; i < n && fd < 0; i++) {
-        fd = bind_one(&t[i], o);
-        if (fd < 0 && (e == 0 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL)))
-            e = errno;
-    }
+    int fd;
+    err = bind_first(t, n, o, label, &fd);
     free(t);
-    if (fd < 0)
-        return tk_fail(tk_err_from_errno(e), e, "listen %s: %s", label, tk_errno_text(e));
+    if (err != TCPKIT_OK)
+        return err;
     return listener_new(fd, o, out);
 }
 
@@ -138,11 +143,7 @@ tcpkit_err tcpkit_listener_addr(const tcpkit_listener *l, char *buf, size_t cap)
         buf[0] = '\0';
     if (!l || !buf)
         return tk_fail(TCPKIT_EINVAL, 0, "listener_addr: %s is NULL", l ? "buf" : "listener");
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
-        return tk_fail_errno(errno, "listener_addr: getsockname");
-    return tk_addr_to_user((const struct sockaddr *)&ss, len, buf, cap, "listener_addr");
+    return tk_sockname_to_user(l->fd, buf, cap, "listener_addr");
 }
 
 int tcpkit_listener_fd(const tcpkit_listener *l)

@@ -24,36 +24,36 @@
 #define TK_BACKOFF_MIN_MS 10
 #define TK_BACKOFF_MAX_MS 100
 
-struct tk_pool;
+struct pool;
 
-struct tk_worker {
+struct worker {
     pthread_t tid;
-    struct tk_pool *pool;
-    pthread_cond_t cv;      /* signalled when job is set or on stop */
-    tcpkit_conn *job;       /* the connection to serve next, or NULL */
-    struct tk_worker *next; /* all workers (for joining) */
-    struct tk_worker *next_idle;
+    struct pool *pool;
+    pthread_cond_t cv;   /* signalled when job is set or on stop */
+    tcpkit_conn *job;    /* the connection to serve next, or NULL */
+    struct worker *next; /* all workers (for joining) */
+    struct worker *next_idle;
 };
 
-struct tk_pool {
+struct pool {
     pthread_mutex_t mu;
     pthread_cond_t free_cv; /* a worker became idle */
     tcpkit_handler fn;
     void *arg;
     int max;
-    int nthreads;           /* workers created */
-    int nidle;              /* workers waiting for a job */
-    bool stopping;          /* idle workers exit */
-    bool acceptor_waiting;  /* the acceptor sleeps on free_cv */
-    struct tk_worker *all;  /* every worker, for the final join */
-    struct tk_worker *idle; /* stack of idle workers: the most recently
-                               used (cache-warm) one is reused first */
+    int nthreads;          /* workers created */
+    int nidle;             /* workers waiting for a job */
+    bool stopping;         /* idle workers exit */
+    bool acceptor_waiting; /* the acceptor sleeps on free_cv */
+    struct worker *all;    /* every worker, for the final join */
+    struct worker *idle;   /* stack of idle workers: the most recently
+                                 used (cache-warm) one is reused first */
 };
 
 static void *worker_main(void *p)
 {
-    struct tk_worker *w = p;
-    struct tk_pool *pool = w->pool;
+    struct worker *w = p;
+    struct pool *pool = w->pool;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
         while (!w->job && !pool->stopping)
@@ -93,36 +93,38 @@ static void async_signal_set(sigset_t *set)
         sigaddset(set, sigs[i]);
 }
 
-/* Starts one more idle worker. Returns false (with the failure recorded)
- * when the process is out of memory or threads. */
-static bool spawn_worker(struct tk_pool *pool)
+/* A worker record with its condition variable, or NULL (recorded). */
+static struct worker *worker_new(struct pool *pool)
 {
-    struct tk_worker *w = calloc(1, sizeof *w);
+    struct worker *w = calloc(1, sizeof *w);
     if (!w) {
         tk_fail(TCPKIT_ENOMEM, ENOMEM, "serve: out of memory for a worker");
-        return false;
+        return NULL;
     }
     w->pool = pool;
-    pthread_attr_t attr;
     int e = pthread_cond_init(&w->cv, NULL);
     if (e != 0) {
         free(w);
         tk_fail_errno(e, "serve: worker condition variable");
-        return false;
+        return NULL;
     }
+    return w;
+}
+
+/* Creates w's thread with the async signals blocked: a new thread inherits
+ * its creator's mask, so the worker never runs, even for an instant, with
+ * them unblocked. The pool lock is held across creation (the worker's first
+ * act is to take it, and by then it is already on the idle stack). */
+static int start_thread(struct pool *pool, struct worker *w)
+{
+    pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, TK_WORKER_STACK);
-
-    /* A new thread inherits its creator's signal mask: block the async
-     * signals around pthread_create so the worker never runs, even for an
-     * instant, with them unblocked. */
     sigset_t block, old;
     async_signal_set(&block);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    /* Hold the lock across creation: the worker's first act is to take it,
-     * and by then it is already on the idle stack. */
     pthread_mutex_lock(&pool->mu);
-    e = pthread_create(&w->tid, &attr, worker_main, w);
+    int e = pthread_create(&w->tid, &attr, worker_main, w);
     if (e == 0) {
         w->next = pool->all;
         pool->all = w;
@@ -134,6 +136,17 @@ static bool spawn_worker(struct tk_pool *pool)
     pthread_mutex_unlock(&pool->mu);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    return e;
+}
+
+/* Starts one more idle worker. Returns false (with the failure recorded)
+ * when the process is out of memory or threads. */
+static bool spawn_worker(struct pool *pool)
+{
+    struct worker *w = worker_new(pool);
+    if (!w)
+        return false;
+    int e = start_thread(pool, w);
     if (e != 0) {
         pthread_cond_destroy(&w->cv);
         free(w);
@@ -145,7 +158,7 @@ static bool spawn_worker(struct tk_pool *pool)
 
 /* Waits until a worker is idle or may be created, and makes sure one is
  * idle. Returns false if a worker could not be created. */
-static bool reserve_worker(struct tk_pool *pool)
+static bool reserve_worker(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mu);
     /* No wake-up on shutdown is needed here: the pool is full, and
@@ -161,10 +174,10 @@ static bool reserve_worker(struct tk_pool *pool)
 }
 
 /* Hands c to an idle worker (reserve_worker made sure there is one). */
-static void dispatch(struct tk_pool *pool, tcpkit_conn *c)
+static void dispatch(struct pool *pool, tcpkit_conn *c)
 {
     pthread_mutex_lock(&pool->mu);
-    struct tk_worker *w = pool->idle;
+    struct worker *w = pool->idle;
     pool->idle = w->next_idle;
     pool->nidle--;
     w->job = c;
@@ -195,16 +208,16 @@ static bool accept_error_is_fatal(tcpkit_err err)
 
 /* Lets every idle worker exit, waits for the busy ones to finish their
  * handler, and frees the pool's threads. */
-static void stop_workers(struct tk_pool *pool)
+static void stop_workers(struct pool *pool)
 {
     pthread_mutex_lock(&pool->mu);
     pool->stopping = true;
-    for (struct tk_worker *w = pool->all; w; w = w->next)
+    for (struct worker *w = pool->all; w; w = w->next)
         pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&pool->mu);
-    struct tk_worker *w = pool->all;
+    struct worker *w = pool->all;
     while (w) {
-        struct tk_worker *next = w->next;
+        struct worker *next = w->next;
         pthread_join(w->tid, NULL);
         pthread_cond_destroy(&w->cv);
         free(w);
@@ -215,7 +228,7 @@ static void stop_workers(struct tk_pool *pool)
 
 /* The accept loop. Returns TCPKIT_OK once the listener is shut down, or the
  * error that made the listener unusable. */
-static tcpkit_err accept_loop(tcpkit_listener *l, struct tk_pool *pool)
+static tcpkit_err accept_loop(tcpkit_listener *l, struct pool *pool)
 {
     int backoff = TK_BACKOFF_MIN_MS;
     while (!atomic_load(&l->shut)) {
@@ -254,7 +267,7 @@ tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg, int ma
                        !l    ? "listener is NULL"
                        : !fn ? "handler is NULL"
                              : "max_conns below 1");
-    struct tk_pool pool = {.fn = fn, .arg = arg, .max = max_conns};
+    struct pool pool = {.fn = fn, .arg = arg, .max = max_conns};
     int e = pthread_mutex_init(&pool.mu, NULL);
     if (e != 0)
         return tk_fail_errno(e, "serve: mutex");

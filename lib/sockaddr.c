@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Port validation, address formatting and per-connection socket options. */
+/* Address formatting and per-connection socket options. */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -15,29 +15,6 @@
 /* The kernel rejects larger TCP_KEEPIDLE values; the setter accepts any
  * idle time >= 0 and we clamp here instead of failing at connect time. */
 #define TK_MAX_KEEPIDLE 32767
-
-tcpkit_err tk_check_port(const char *port, int min_port, const char *op)
-{
-    if (!port || !*port)
-        return tk_fail(TCPKIT_EINVAL, 0, "%s: port is NULL or empty", op);
-    /* Anything that looks like a number is checked as one, so "-1" and
-     * "65536" are argument errors rather than unknown service names. */
-    const char *p = port;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool numeric = *p != '\0';
-    for (const char *q = p; *q; q++)
-        numeric = numeric && *q >= '0' && *q <= '9';
-    if (!numeric)
-        return TCPKIT_OK; /* a service name: getaddrinfo decides */
-    long v = -1;
-    if (*port != '-' && *port != '+' && strlen(p) <= 5)
-        v = strtol(p, NULL, 10);
-    if (v < min_port || v > 65535)
-        return tk_fail(TCPKIT_EINVAL, 0, "%s: port \"%s\" out of range %d-65535", op, port,
-                       min_port);
-    return TCPKIT_OK;
-}
 
 static bool is_v4_mapped(const struct sockaddr *sa)
 {
@@ -96,6 +73,16 @@ tcpkit_err tk_addr_to_user(const struct sockaddr *sa, socklen_t len, char *buf, 
     return TCPKIT_OK;
 }
 
+tcpkit_err tk_sockname_to_user(int fd, char *buf, size_t cap, const char *op)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return tk_fail(tk_err_from_errno(errno), errno, "%s: getsockname: %s", op,
+                       tk_errno_text(errno));
+    return tk_addr_to_user((const struct sockaddr *)&ss, len, buf, cap, op);
+}
+
 tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o)
 {
     /* Fresh sockets have Nagle on and keepalive off: only "on" costs a
@@ -110,40 +97,5 @@ tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o)
         return tk_fail_errno(errno, "setsockopt SO_KEEPALIVE");
     if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0)
         return tk_fail_errno(errno, "setsockopt TCP_KEEPIDLE");
-    return TCPKIT_OK;
-}
-
-tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, int timeout_ms,
-                       tcpkit_conn **out)
-{
-    tcpkit_conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return tk_fail(TCPKIT_ENOMEM, ENOMEM, "out of memory for a connection");
-    }
-    c->fd = fd;
-    c->timeout_ms = timeout_ms;
-    c->wake_fd = -1;
-    if (peer_len > (socklen_t)sizeof c->peer)
-        peer_len = sizeof c->peer;
-    memcpy(&c->peer, peer, peer_len);
-    c->peer_len = peer_len;
-    *out = c;
-    return TCPKIT_OK;
-}
-
-tcpkit_err tk_clean_host(const char *host, char *buf, size_t cap, const char *op)
-{
-    size_t n = strlen(host);
-    if (n > TK_HOST_MAX)
-        return tk_fail(TCPKIT_EINVAL, 0, "%s: host name longer than %d bytes", op, TK_HOST_MAX);
-    if (host[0] == '[' && n >= 2 && host[n - 1] == ']') {
-        host++;
-        n -= 2;
-    }
-    if (n == 0 || n >= cap)
-        return tk_fail(TCPKIT_EINVAL, 0, "%s: host is empty", op);
-    memcpy(buf, host, n);
-    buf[n] = '\0';
     return TCPKIT_OK;
 }

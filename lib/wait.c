@@ -60,3 +60,11 @@ tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char
             return tk_fail(TCPKIT_ETIMEDOUT, 0, "%s: timed out", op);
     }
 }
+
+tcpkit_err tk_conn_wait(tcpkit_conn *c, short events, tk_deadline *d, const char *op)
+{
+    /* The listener's shutdown wakes senders as well as receivers, so a
+     * handler pushing to a client that stopped reading cannot keep
+     * tcpkit_serve from returning. */
+    return tk_wait(c->fd, events, c->wake_fd, d, op);
+}

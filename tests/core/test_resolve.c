@@ -33,7 +33,10 @@ static bool hosts_overridden;
 static const char hosts_text[] = "127.0.0.1 localhost\n"
                                  "::1 localhost\n"
                                  "::1 tk-dual\n"
-                                 "127.0.0.1 tk-dual\n";
+                                 "127.0.0.1 tk-dual\n"
+                                 "::1 tk-three\n"
+                                 "127.0.0.1 tk-three\n"
+                                 "127.0.0.2 tk-three\n";
 
 /* Bind-mounts a file holding text over path (private mount namespace). */
 static bool override_file(const char *path, const char *text)
@@ -426,6 +429,52 @@ START_TEST(he_timeout_bounds_whole_race)
 }
 END_TEST
 
+/* Three addresses: ::1 black-holed, 127.0.0.1 refused, 127.0.0.2 listening.
+ * The refusal of the second attempt comes while the first still hangs; the
+ * third must start at once (RFC 8305), not after another fallback delay, so
+ * the race ends about one delay in, not two. */
+START_TEST(he_failure_while_pending_starts_next_at_once)
+{
+    require_netns();
+    if (!need_hosts("he_failure_while_pending_starts_next_at_once"))
+        return;
+    int port = 0;
+    int bh = tk_raw_listen("::1", 1, &port);
+    int fds[32];
+    int n = tk_fill_backlog("::1", port, fds, 32);
+    int hold = hold_refused("127.0.0.1", port);
+    ck_assert_int_ge(hold, 0);
+    tcpkit_listener *l = NULL;
+    char ps[16], peer[40], m[1024];
+    snprintf(ps, sizeof ps, "%d", port);
+    ck_assert_int_eq(tcpkit_listen(&l, "127.0.0.2", ps, NULL), TCPKIT_OK);
+
+    const int delay = 1000;
+    tcpkit_opts *o = opts_with(10000 * tk_time_scale(), delay);
+    tcpkit_conn *c = NULL;
+    int64_t t0 = tk_now_ms();
+    tcpkit_err e = tcpkit_connect(&c, "tk-three", ps, o);
+    int64_t el = tk_now_ms() - t0;
+    snprintf(m, sizeof m, "%s", tcpkit_last_error());
+    tcpkit_opts_free(o);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(bh);
+    close(hold);
+    ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
+    fprintf(stderr, "three-address race connected after %lld ms (fallback %d ms)\n",
+            (long long)el, delay);
+    ck_assert_msg(el >= delay - 5, "connected after %lld ms, before the fallback delay",
+                  (long long)el);
+    ck_assert_msg(el < delay + 200 * tk_time_scale(),
+                  "took %lld ms: the third attempt waited for a second fallback delay",
+                  (long long)el);
+    snprintf(peer, sizeof peer, "127.0.0.2:%d", port);
+    accept_one_and_check_peer(l, c, peer);
+    tcpkit_listener_close(l);
+}
+END_TEST
+
 int main(void)
 {
     /* Before any thread exists (unshare of a user namespace needs that). */
@@ -454,6 +503,7 @@ int main(void)
     tcase_add_test(tc, he_all_refused_lists_every_attempt);
     tcase_add_test(tc, he_refused_beats_timeout);
     tcase_add_test(tc, he_timeout_bounds_whole_race);
+    tcase_add_test(tc, he_failure_while_pending_starts_next_at_once);
     suite_add_tcase(s, tc);
     return tk_run_suite(s);
 }
