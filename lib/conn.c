@@ -30,12 +30,16 @@ tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, 
 
 ssize_t tk_conn_read(tcpkit_conn *c, void *buf, size_t cap, short *wait_for)
 {
+    if (c->tls)
+        return tk_tls_read(c->tls, buf, cap, wait_for);
     *wait_for = POLLIN;
     return recv(c->fd, buf, cap, 0);
 }
 
 ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_for)
 {
+    if (c->tls)
+        return tk_tls_write(c->tls, buf, len, wait_for);
     *wait_for = POLLOUT;
     /* MSG_NOSIGNAL: a peer that went away gives EPIPE, not SIGPIPE. */
     return send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -52,8 +56,10 @@ static void conn_free(tcpkit_conn *c)
 
 void tcpkit_close(tcpkit_conn *c)
 {
-    if (c)
-        conn_free(c);
+    if (!c)
+        return;
+    tk_tls_conn_free(c->tls, true); /* close_notify if it goes out at once */
+    conn_free(c);
 }
 
 void tcpkit_abort(tcpkit_conn *c)
@@ -64,6 +70,7 @@ void tcpkit_abort(tcpkit_conn *c)
      * data instead of a FIN handshake. */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    tk_tls_conn_free(c->tls, false); /* a reset carries no close_notify */
     conn_free(c);
 }
 
@@ -71,6 +78,8 @@ tcpkit_err tcpkit_close_write(tcpkit_conn *c)
 {
     if (!c)
         return tk_fail(TCPKIT_EINVAL, 0, "close_write: conn is NULL");
+    if (c->tls)
+        return tk_conn_tls_close_write(c);
     if (shutdown(c->fd, SHUT_WR) < 0)
         return tk_fail_errno(errno, "close_write");
     return TCPKIT_OK;

@@ -223,8 +223,25 @@ static void interleave(struct tk_target *t, size_t n)
     free(tmp);
 }
 
+/* TLS over the won connection, inside what is left of the connect
+ * timeout; a failure closes it. */
+static tcpkit_err secure(tcpkit_conn **out, const struct tcpkit_opts *o, const char *name,
+                         const char *label, tk_deadline *d)
+{
+    char op[TK_LABEL_MAX + 16];
+    snprintf(op, sizeof op, "connect %s: TLS", label);
+    tcpkit_err err = tk_conn_attach_tls(*out, o->tls, false, name, op);
+    if (err == TCPKIT_OK)
+        err = tk_conn_handshake(*out, d, op);
+    if (err != TCPKIT_OK) {
+        tcpkit_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct tcpkit_opts *o,
-                               const char *label, tcpkit_conn **out)
+                               const char *name, const char *label, tcpkit_conn **out)
 {
     struct race r = {.targets = t, .count = n, .fallback_ms = o->fallback_delay_ms};
     r.deadline = tk_deadline_make(o->connect_timeout_ms);
@@ -249,8 +266,10 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
         close(fd);
         return err;
     }
-    return tk_conn_new(fd, (const struct sockaddr *)&t[win].addr, t[win].len, o->io_timeout_ms,
-                       out);
+    err = tk_conn_new(fd, (const struct sockaddr *)&t[win].addr, t[win].len, o->io_timeout_ms, out);
+    if (err != TCPKIT_OK || !o->tls)
+        return err;
+    return secure(out, o, name, label, &r.deadline);
 }
 
 tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
@@ -276,7 +295,7 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
 
     struct tk_target one;
     if (tk_parse_numeric(name, port, o->family, &one))
-        return race_targets(&one, 1, o, label, out);
+        return race_targets(&one, 1, o, name, label, out);
     if (tk_is_excluded_literal(name, o->family))
         return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options", label);
 
@@ -286,7 +305,7 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
     if (err != TCPKIT_OK)
         return err;
     interleave(t, n);
-    err = race_targets(t, n, o, label, out);
+    err = race_targets(t, n, o, name, label, out);
     free(t);
     return err;
 }

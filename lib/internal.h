@@ -5,6 +5,7 @@
 #define TCPKIT_INTERNAL_H
 
 #include "tcpkit.h"
+#include "tls.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +30,8 @@ struct tcpkit_opts {
     bool reuseport;
     bool v6only;
     int fallback_delay_ms;
+    /* TLS configuration (a reference held by the opts), NULL for plain TCP. */
+    tcpkit_tls *tls;
 };
 
 struct tcpkit_conn {
@@ -43,6 +46,9 @@ struct tcpkit_conn {
     size_t rstart, rend, rcap;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    /* TLS state, NULL for plain TCP; tk_conn_read/tk_conn_write go through
+     * it when set. */
+    struct tk_tls_conn *tls;
 };
 
 struct tcpkit_listener {
@@ -54,6 +60,8 @@ struct tcpkit_listener {
     /* Timeout of accepted conns; nodelay and keepalive need no copy here,
      * the kernel passes them on from the listening socket. */
     int io_timeout_ms;
+    /* TLS configuration of accepted conns (a reference), NULL for plain. */
+    tcpkit_tls *tls;
 };
 
 /* Writes v to an optional size_t out-parameter; returns TCPKIT_OK so a
@@ -184,5 +192,23 @@ tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, 
  * TLS write can need POLLIN). Never waits. */
 ssize_t tk_conn_read(tcpkit_conn *c, void *buf, size_t cap, short *wait_for);
 ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_for);
+
+/* ---- TLS on a conn (lib/conn_tls.c) ---- */
+
+/* Gives c a TLS state from t (server: handshake on first I/O). */
+tcpkit_err tk_conn_attach_tls(tcpkit_conn *c, tcpkit_tls *t, bool server, const char *name,
+                              const char *op);
+/* Runs c's pending handshake to completion within d, waiting in
+ * tk_conn_wait. TCPKIT_OK at once for a plain conn or a done handshake. */
+tcpkit_err tk_conn_handshake(tcpkit_conn *c, tk_deadline *d, const char *op);
+/* close_notify (after finishing a pending handshake), then SHUT_WR. */
+tcpkit_err tk_conn_tls_close_write(tcpkit_conn *c);
+
+/* Whether a failed tk_conn_read/tk_conn_write errno e is a TLS failure
+ * recorded in c->tls (report it with tk_tls_refail). */
+static inline bool tk_conn_tls_failed(const tcpkit_conn *c, int e)
+{
+    return c->tls && e == TK_ETLS_ERRNO;
+}
 
 #endif /* TCPKIT_INTERNAL_H */

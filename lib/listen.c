@@ -73,6 +73,9 @@ static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_liste
     l->wake_fd = wake;
     atomic_init(&l->shut, false);
     l->io_timeout_ms = o->io_timeout_ms;
+    l->tls = o->tls;
+    if (l->tls)
+        tk_tls_ref(l->tls);
     *out = l;
     return TCPKIT_OK;
 }
@@ -106,6 +109,8 @@ tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *po
     if (err != TCPKIT_OK)
         return err;
     const struct tcpkit_opts *o = tk_opts_or_default(opts);
+    if (o->tls && !tk_tls_has_cert(o->tls))
+        return tk_fail(TCPKIT_EINVAL, 0, "listen: the TLS configuration has no certificate");
     bool wildcard = !host || !*host;
     char name[TK_HOST_MAX + 1];
     if (!wildcard && (err = tk_clean_host(host, name, sizeof name, "listen")) != TCPKIT_OK)
@@ -187,6 +192,22 @@ static bool accepted_dead(int fd)
     return true;
 }
 
+/* Wraps an accepted socket; a TLS listener's conns handshake lazily, on
+ * their first I/O, so a slow client never stalls accept. */
+static tcpkit_err accepted(tcpkit_listener *l, int fd, const struct sockaddr_storage *peer,
+                           socklen_t len, tcpkit_conn **out)
+{
+    tcpkit_err err = tk_conn_new(fd, (const struct sockaddr *)peer, len, l->io_timeout_ms, out);
+    if (err != TCPKIT_OK || !l->tls)
+        return err;
+    err = tk_conn_attach_tls(*out, l->tls, true, NULL, "accept");
+    if (err != TCPKIT_OK) {
+        tcpkit_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
 {
     if (out)
@@ -206,7 +227,7 @@ tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms)
         if (fd >= 0 && accepted_dead(fd))
             continue;
         if (fd >= 0)
-            return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->io_timeout_ms, out);
+            return accepted(l, fd, &peer, len, out);
         int e = errno;
         if (e == EAGAIN || e == EWOULDBLOCK) {
             tcpkit_err err = tk_wait(l->fd, POLLIN, l->wake_fd, &d, "accept");
@@ -241,5 +262,6 @@ void tcpkit_listener_close(tcpkit_listener *l)
         return;
     close(l->fd);
     close(l->wake_fd);
+    tcpkit_tls_free(l->tls);
     free(l);
 }

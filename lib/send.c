@@ -22,6 +22,8 @@ tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len, size_t *
         }
         if (errno == EINTR)
             continue;
+        if (tk_conn_tls_failed(c, errno))
+            return tk_tls_refail(c->tls, "send_all");
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             int e = errno;
             return tk_fail(tk_err_from_errno(e), e, "send_all: %s (sent %zu of %zu bytes)",

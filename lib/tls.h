@@ -7,6 +7,7 @@
 
 #include "tcpkit.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -41,11 +42,11 @@ ssize_t tk_tls_read(struct tk_tls_conn *s, void *buf, size_t cap, short *wait_fo
 ssize_t tk_tls_write(struct tk_tls_conn *s, const void *buf, size_t len, short *wait_for);
 
 /* One non-blocking handshake step: 1 done, 0 wait for *wait_for, -1 failed
- * (recorded with op). */
-int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for, const char *op);
+ * (report it with tk_tls_refail). */
+int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for);
 /* One step of sending close_notify: 1 sent, 0 wait for *wait_for, -1 failed
- * (recorded with op). */
-int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for, const char *op);
+ * (report it with tk_tls_refail). */
+int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for);
 
 /* Re-records the failure behind TK_ETLS_ERRNO with op as prefix. */
 tcpkit_err tk_tls_refail(const struct tk_tls_conn *s, const char *op);

@@ -190,8 +190,8 @@ ssize_t tk_tls_write(struct tk_tls_conn *s, const void *buf, size_t len, short *
     return io_call(s, (void *)buf, len, true, wait_for);
 }
 
-/* Runs a step function under the lock: 1 done, 0 wait, -1 recorded. */
-static int step(struct tk_tls_conn *s, int (*fn)(SSL *), short *wait_for, const char *op)
+/* Runs a step function under the lock: 1 done, 0 wait, -1 failed. */
+static int step(struct tk_tls_conn *s, int (*fn)(SSL *), short *wait_for)
 {
     pthread_mutex_lock(&s->lock);
     int k = -1;
@@ -202,10 +202,6 @@ static int step(struct tk_tls_conn *s, int (*fn)(SSL *), short *wait_for, const 
         k = ret >= 0 && (ret == 1 || fn == SSL_shutdown) ? 1 : classify(s, ret, wait_for);
     }
     pthread_mutex_unlock(&s->lock);
-    if (k < 0) {
-        tk_tls_refail(s, op);
-        return -1;
-    }
     return k;
 }
 
@@ -214,20 +210,18 @@ static int handshake_once(SSL *ssl)
     return SSL_is_init_finished(ssl) ? 1 : SSL_do_handshake(ssl);
 }
 
-int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for, const char *op)
+int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for)
 {
-    int k = step(s, handshake_once, wait_for, op);
+    int k = step(s, handshake_once, wait_for);
     if (k != 1 || tk_tls_done(s))
         return k;
     /* close_notify in the middle of the handshake: still a failure. */
-    set_failure(s, TCPKIT_ETLS, "%s", "peer closed the connection in the handshake");
-    tk_tls_refail(s, op);
-    return -1;
+    return set_failure(s, TCPKIT_ETLS, "%s", "peer closed the connection in the handshake");
 }
 
-int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for, const char *op)
+int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for)
 {
-    return step(s, SSL_shutdown, wait_for, op);
+    return step(s, SSL_shutdown, wait_for);
 }
 
 size_t tk_tls_pending(struct tk_tls_conn *s)

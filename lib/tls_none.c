@@ -119,17 +119,15 @@ ssize_t tk_tls_write(struct tk_tls_conn *s, const void *buf, size_t len, short *
     return -1;
 }
 
-int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for, const char *op)
+int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for)
 {
     (void)s, (void)wait_for;
-    no_tls(op);
     return -1;
 }
 
-int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for, const char *op)
+int tk_tls_shutdown_step(struct tk_tls_conn *s, short *wait_for)
 {
     (void)s, (void)wait_for;
-    no_tls(op);
     return -1;
 }
 
