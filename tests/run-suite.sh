@@ -6,7 +6,7 @@
 #
 # Installs what it needs on Debian 12 (as root), builds with -Werror, runs
 # every Check suite, then runs the suite again under AddressSanitizer+UBSan
-# and under Valgrind memcheck, the threaded tests under ThreadSanitizer, and
+# and under Valgrind memcheck, in a build without TLS (-Dtls=disabled), the threaded tests under ThreadSanitizer, and
 # each libFuzzer target for 30 s. Ends with one line "N passed, M failed"
 # counted from meson's test logs, and exits non-zero if M > 0 or N == 0.
 set -euo pipefail
@@ -17,7 +17,7 @@ out=${TCPKIT_BUILD_ROOT:-$top/build-suite}
 install_deps() {
     local pkgs=(meson ninja-build gcc g++ pkg-config check doxygen graphviz abigail-tools
                 valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
-                procps)
+                procps libssl-dev openssl nginx-light curl)
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
@@ -76,6 +76,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
     run_tests asan --no-suite nosan
 
 run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
+
+# A build without OpenSSL (-Dtls=disabled): every TLS function must say
+# TCPKIT_ENOTSUP and everything else must still pass.
+setup notls -Dtls=disabled -Ddocs=disabled
+run_tests notls
 
 # ThreadSanitizer: the threaded tests (suite 'threads': tcpkit_serve and its
 # fault tests).
