@@ -146,9 +146,10 @@ static tcpkit_err load_cert(SSL_CTX *ctx, const struct tk_tls_settings *st, cons
         return err;
     if (SSL_CTX_use_certificate_chain_file(ctx, st->cert_file) != 1)
         return tk_fail(TCPKIT_ETLS, 0, "%s: certificate %s: %s", op, st->cert_file, ssl_reason());
-    if (SSL_CTX_use_PrivateKey_file(ctx, st->key_file, SSL_FILETYPE_PEM) != 1)
+    bool loaded = SSL_CTX_use_PrivateKey_file(ctx, st->key_file, SSL_FILETYPE_PEM) == 1;
+    if (!loaded && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
         return tk_fail(TCPKIT_ETLS, 0, "%s: private key %s: %s", op, st->key_file, ssl_reason());
-    if (SSL_CTX_check_private_key(ctx) != 1)
+    if (!loaded || SSL_CTX_check_private_key(ctx) != 1)
         return tk_fail(TCPKIT_ETLS, 0, "%s: certificate %s and private key %s do not match", op,
                        st->cert_file, st->key_file);
     return TCPKIT_OK;

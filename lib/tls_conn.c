@@ -28,6 +28,9 @@ struct tk_tls_conn {
     tcpkit_err err;
     int sys_err; /* errno of the BIO's last failed socket call */
     bool pin_mismatch;
+    /* The handshake completed once. SSL_is_init_finished is not enough:
+     * OpenSSL is "in init" again while it reads a TLS 1.3 session ticket. */
+    bool established;
     char want_name[TK_HOST_MAX + 1];
     char msg[320];
 };
@@ -106,7 +109,7 @@ static int ssl_failure(struct tk_tls_conn *s)
         return cert_failure(s, v);
     if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
         return set_failure(s, TCPKIT_ECERT, "%s", "peer did not return a certificate");
-    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING && SSL_is_init_finished(s->ssl))
+    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING && s->established)
         return set_failure(s, TCPKIT_ETLS, "%s",
                            "peer closed without close_notify: the data may be truncated");
     if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
@@ -168,6 +171,7 @@ static ssize_t io_call(struct tk_tls_conn *s, void *buf, size_t n, bool writing,
     size_t done = 0;
     int ret = writing ? SSL_write_ex(s->ssl, buf, n, &done) : SSL_read_ex(s->ssl, buf, n, &done);
     int k = ret == 1 ? 2 : classify(s, ret, wait_for);
+    s->established = s->established || ret == 1;
     pthread_mutex_unlock(&s->lock);
     if (k == 2)
         return (ssize_t)done;
@@ -207,7 +211,12 @@ static int step(struct tk_tls_conn *s, int (*fn)(SSL *), short *wait_for)
 
 static int handshake_once(SSL *ssl)
 {
-    return SSL_is_init_finished(ssl) ? 1 : SSL_do_handshake(ssl);
+    struct tk_tls_conn *s = SSL_get_app_data(ssl);
+    if (s->established)
+        return 1;
+    int r = SSL_do_handshake(ssl);
+    s->established = r == 1;
+    return r;
 }
 
 int tk_tls_handshake_step(struct tk_tls_conn *s, short *wait_for)
@@ -235,7 +244,7 @@ size_t tk_tls_pending(struct tk_tls_conn *s)
 bool tk_tls_done(struct tk_tls_conn *s)
 {
     pthread_mutex_lock(&s->lock);
-    bool done = SSL_is_init_finished(s->ssl);
+    bool done = s->established;
     pthread_mutex_unlock(&s->lock);
     return done;
 }
@@ -323,7 +332,7 @@ void tk_tls_conn_free(struct tk_tls_conn *s, bool notify)
         return;
     /* One non-blocking attempt: a full send buffer or a dead peer just
      * means no close_notify (MSG_NOSIGNAL: never a SIGPIPE). */
-    if (notify && s->ssl && !s->failed && SSL_is_init_finished(s->ssl) &&
+    if (notify && s->ssl && !s->failed && s->established &&
         !(SSL_get_shutdown(s->ssl) & SSL_SENT_SHUTDOWN))
         SSL_shutdown(s->ssl);
     ERR_clear_error();
@@ -395,7 +404,7 @@ tcpkit_err tk_tls_info(struct tk_tls_conn *s, tcpkit_tls_info what, char *buf, s
 {
     pthread_mutex_lock(&s->lock);
     tcpkit_err err = TCPKIT_OK;
-    if (!SSL_is_init_finished(s->ssl))
+    if (!s->established)
         err = tk_fail(TCPKIT_EINVAL, 0, "conn_tls_info: handshake not done");
     else
         err = info_locked(s->ssl, what, buf, cap);
