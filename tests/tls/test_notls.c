@@ -16,8 +16,7 @@ START_TEST(every_tls_function_is_enotsup)
     ck_assert_int_eq(tcpkit_tls_set_ca_file(NULL, "x"), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_tls_set_cert_file(NULL, "x", "y"), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_tls_set_server_name(NULL, "x"), TCPKIT_ENOTSUP);
-    ck_assert_int_eq(tcpkit_tls_set_client_auth(NULL, TCPKIT_TLS_CLIENT_AUTH_NONE),
-                     TCPKIT_ENOTSUP);
+    ck_assert_int_eq(tcpkit_tls_set_client_auth(NULL, TCPKIT_TLS_CLIENT_AUTH_NONE), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_tls_set_min_version(NULL, TCPKIT_TLS_1_2), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_tls_set_alpn(NULL, "h2"), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_tls_set_pin_sha256(NULL, ""), TCPKIT_ENOTSUP);
@@ -37,8 +36,7 @@ START_TEST(conn_functions_without_tls)
     tk_pair(&a, &b);
     ck_assert_int_eq(tcpkit_conn_handshake(a), TCPKIT_OK); /* plain: nothing pending */
     char v[32];
-    ck_assert_int_eq(tcpkit_conn_tls_info(a, TCPKIT_TLS_INFO_VERSION, v, sizeof v),
-                     TCPKIT_EINVAL);
+    ck_assert_int_eq(tcpkit_conn_tls_info(a, TCPKIT_TLS_INFO_VERSION, v, sizeof v), TCPKIT_EINVAL);
     ck_assert_int_eq(tcpkit_conn_start_tls_client(a, (tcpkit_tls *)a, "x"), TCPKIT_ENOTSUP);
     ck_assert_int_eq(tcpkit_conn_start_tls_server(a, (tcpkit_tls *)a), TCPKIT_ENOTSUP);
     /* Still a working plain connection. */

@@ -200,12 +200,14 @@ int th_proc_exit_code(th_proc *p, int timeout_ms)
     int64_t end = tk_now_ms() + timeout_ms;
     while (tk_now_ms() < end && read_some(p, (int)(end - tk_now_ms())))
         ;
-    int st = 0;
-    pid_t r = waitpid(p->pid, &st, WNOHANG);
-    if (r == 0) {
+    if (tk_now_ms() >= end) { /* still talking: hung */
         th_proc_stop(p);
         return -1;
     }
+    /* Its output ended: it is exiting. */
+    int st = 0;
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
     close(p->out);
     p->pid = -1;
     p->out = -1;
