@@ -102,7 +102,7 @@ fuzz_stage() {
     rm -rf "$dir"
     CC=$cc meson setup "$dir" --werror -Dtests=enabled -Dexamples=false -Ddocs=disabled \
         >"$out/fuzz.setup.log" 2>&1 || { cat "$out/fuzz.setup.log"; fuzz_failed "setup failed"; return; }
-    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args >"$out/fuzz.build.log" 2>&1 ||
+    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args tests/fuzz/fuzz-tls >"$out/fuzz.build.log" 2>&1 ||
         { cat "$out/fuzz.build.log"; fuzz_failed "libFuzzer targets did not build"; return; }
     run_tests fuzz --suite fuzz --no-rebuild
 }

@@ -196,7 +196,8 @@ static void http_reply(th_tls_srv *s, tcpkit_conn *c)
         }
     } while (strcmp(line, "\r\n") != 0);
     const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ncurl-ok\r\n";
-    if (tcpkit_send_all(c, r, strlen(r), NULL) != TCPKIT_OK || tcpkit_close_write(c) != TCPKIT_OK)
+    /* No close_write: curl may close as soon as it has Content-Length bytes. */
+    if (tcpkit_send_all(c, r, strlen(r), NULL) != TCPKIT_OK)
         tk_peer_fail(&s->peer, "reply: %s", tcpkit_last_error());
 }
 
