@@ -13,7 +13,7 @@
  * Targets (doc/performance.md): bulk >= 0.97x, handshakes >= 0.95x,
  * latency <= 1.05x of raw OpenSSL.
  *
- *   tcpkit-bench-tls [--quick] [--rounds N]
+ *   tcpkit-bench-tls [--quick] [--rounds N] [--only bulk|handshakes|latency]
  *
  * The certificate is a throw-away P-256 self-signed one made at start-up
  * into a temporary directory and removed at once after loading. */
@@ -387,9 +387,13 @@ int main(int argc, char **argv)
 {
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     int rounds = quick ? 1 : 5;
-    for (int i = 1; i + 1 < argc; i++)
+    const char *only = "";
+    for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0)
             rounds = atoi(argv[i + 1]);
+        if (strcmp(argv[i], "--only") == 0)
+            only = argv[i + 1]; /* bulk, handshakes or latency */
+    }
     if (rounds < 1 || rounds > MAX_ROUNDS)
         rounds = 5;
     size_t bulk = quick ? (size_t)64 << 20 : (size_t)1 << 30;
@@ -402,11 +406,11 @@ int main(int argc, char **argv)
         for (int k = 0; k < 2; k++) {
             bool tk = (k == 0) == tk_first;
             enum mode m = tk ? TK_TLS : RAW_TLS;
-            (tk ? bt : br)[r] = run(m, BULK, bulk);
-            (tk ? ht : hr)[r] = run(m, HANDSHAKES, hs);
-            (tk ? lt : lr)[r] = run(m, PINGPONG, pp);
+            (tk ? bt : br)[r] = *only && strcmp(only, "bulk") ? 1 : run(m, BULK, bulk);
+            (tk ? ht : hr)[r] = *only && strcmp(only, "handshakes") ? 1 : run(m, HANDSHAKES, hs);
+            (tk ? lt : lr)[r] = *only && strcmp(only, "latency") ? 1 : run(m, PINGPONG, pp);
         }
-        bp[r] = run(TK_PLAIN, BULK, bulk);
+        bp[r] = *only && strcmp(only, "bulk") ? 1 : run(TK_PLAIN, BULK, bulk);
         fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
         fflush(stderr);
     }
@@ -416,8 +420,8 @@ int main(int argc, char **argv)
     line("full handshakes", "conn/s", ht, hr, rounds, ">= 0.95x");
     line("64-byte ping-pong RTT", "us", lt, lr, rounds, "<= 1.05x");
     double tls_bulk = median(bt, rounds), plain_bulk = median(bp, rounds);
-    printf("tcpkit TLS bulk / tcpkit plain bulk: %.1f / %.1f MB/s = %.3f\n", tls_bulk,
-           plain_bulk, tls_bulk / plain_bulk);
+    printf("tcpkit TLS bulk / tcpkit plain bulk: %.1f / %.1f MB/s = %.3f\n", tls_bulk, plain_bulk,
+           tls_bulk / plain_bulk);
     tcpkit_tls_free(tk_server_cfg);
     tcpkit_tls_free(tk_client_cfg);
     SSL_CTX_free(raw_server_ctx);
