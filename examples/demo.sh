@@ -5,8 +5,11 @@
 #
 #   bash examples/demo.sh
 #
-# As root on Debian/Ubuntu it first installs what the build needs. It builds
+# As root on Debian/Ubuntu it first installs what the build needs, doxygen
+# and cmake included, so that a later `meson install -C build` (README,
+# Installing) also installs the man pages and the CMake package. It builds
 # into ./build (or $BUILD_DIR), reusing that directory if it is configured.
+# Its temporary files live in a directory it removes on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -19,20 +22,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing build dependencies (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq meson ninja-build gcc pkg-config check python3 >/dev/null
+    apt-get install -y -qq --no-install-recommends meson ninja-build gcc libc6-dev pkg-config \
+        check python3 doxygen cmake >/dev/null
 fi
 
-say "building libtcpkit and the examples into $build/"
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" >"${TMPDIR:-/tmp}/tcpkit-demo-setup.log" 2>&1 ||
-        { cat "${TMPDIR:-/tmp}/tcpkit-demo-setup.log"; exit 1; }
-fi
-meson compile -C "$build" >/dev/null
-ex=$build/examples
-
-# Start the server on a free port (-p 0). It prints one line when it is
-# ready, "listening on 127.0.0.1:PORT"; we read it through a FIFO, which also
-# tells us the port. Its log (one line per connection) goes to a file.
+# The server's FIFO and log, the test data and the setup log.
 tmp=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -43,6 +37,17 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+say "building libtcpkit and the examples into $build/"
+if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" >"$tmp/setup.log" 2>&1 || { cat "$tmp/setup.log"; exit 1; }
+fi
+meson compile -C "$build" >/dev/null
+ex=$build/examples
+
+# Start the server on a free port (-p 0). It prints one line when it is
+# ready, "listening on 127.0.0.1:PORT"; we read it through a FIFO, which also
+# tells us the port. Its log (one line per connection) goes to a file.
 
 say "starting echo-server -p 0"
 mkfifo "$tmp/ready"

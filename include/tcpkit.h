@@ -40,6 +40,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h> /* struct iovec, for tcpkit_sendv() (@since 1.1) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -1087,6 +1089,267 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_handshake(tcpkit_conn *c);
  */
 TCPKIT_EXPORT tcpkit_err tcpkit_conn_tls_info(const tcpkit_conn *c, tcpkit_tls_info what, char *buf,
                                               size_t cap);
+/* 1.1: deadlines, cancellation, buffered bytes                             */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Sets an absolute limit for every later blocking call on @p c.
+ *
+ * From now, @p ms milliseconds is a deadline for every later call on @p c
+ * that waits, in both directions, on top of the per-call timeout
+ * (whichever ends first wins). This bounds a whole conversation: a client
+ * that drips one byte just inside every per-call timeout still meets the
+ * deadline. Once the deadline has passed, a call that would have to wait
+ * returns #TCPKIT_ETIMEDOUT ("deadline passed" in tcpkit_last_error()),
+ * while one that can complete at once (data already there, room to send)
+ * still does, exactly as with a timeout of 0. Setting a new deadline
+ * replaces the old one; the deadline is measured on the monotonic clock.
+ *
+ * @param c  the connection.
+ * @param ms milliseconds from now; -1 clears the deadline; 0 means "now".
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c or @p ms < -1.
+ * @par Thread safety: not while another thread is in a call on @p c (as
+ *      tcpkit_conn_set_timeout()); use tcpkit_conn_cancel() to stop a call
+ *      from another thread.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_set_deadline(tcpkit_conn *c, int ms);
+
+/**
+ * @brief Bytes already received and held inside the connection.
+ *
+ * These are bytes read ahead by tcpkit_recv_line() (or, on a TLS
+ * connection, already decrypted) that the next receive returns without
+ * waiting. A caller that polls tcpkit_conn_fd() itself must drain them
+ * first, or it can sleep on data it already has.
+ *
+ * @param c the connection, or NULL.
+ * @return the number of buffered bytes; 0 for NULL.
+ * @par Thread safety: the receiving thread, or any thread while no receive
+ *      is running on @p c.
+ * @since 1.1
+ */
+TCPKIT_EXPORT size_t tcpkit_conn_buffered(const tcpkit_conn *c);
+
+/**
+ * @brief Cancels every call blocked on @p c, and every later one.
+ *
+ * Every call blocked on @p c (send, receive, in any thread) returns
+ * #TCPKIT_ECANCELED promptly (well under 100 ms), and every later I/O call
+ * on @p c (send, receive, handshake, tcpkit_close_write()) returns it at
+ * once, whether or not it would have waited. The connection is then only
+ * good for tcpkit_close() or tcpkit_abort(). Calling it more than once is
+ * harmless.
+ *
+ * How: it sets a flag and shuts the socket down in both directions
+ * (`shutdown(SHUT_RDWR)`), which wakes every waiter without an extra
+ * descriptor per connection. So the **peer sees an orderly end of stream**
+ * (a FIN) after the bytes already handed to the kernel, just as after
+ * tcpkit_close(); a peer that must see the conversation fail should be
+ * sent a reset with tcpkit_abort() after the cancel. The shutdown acts on
+ * the socket, so a copy of the descriptor held elsewhere (e.g. by another
+ * process after tcpkit_conn_from_fd()) is shut down too.
+ *
+ * @param c the connection, or NULL (nothing happens).
+ * @par Thread safety: safe, and async-signal-safe: it may be called from
+ *      any thread or a signal handler while other threads use @p c. It must
+ *      not race with tcpkit_close() / tcpkit_abort() of @p c.
+ * @since 1.1
+ */
+TCPKIT_EXPORT void tcpkit_conn_cancel(tcpkit_conn *c);
+
+/* ------------------------------------------------------------------------ */
+/* 1.1: framing, vectors and files                                          */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Sends one message: a 4-byte big-endian length, then @p len bytes.
+ *
+ * TCP has no message boundaries; this is the usual fix. Header and body go
+ * out in one system call where the kernel takes them (tcpkit_sendv()).
+ * The per-call timeout bounds the whole message.
+ *
+ * @param c         the connection.
+ * @param buf       the body (may be NULL when @p len is 0).
+ * @param len       body bytes; at most 4294967295.
+ * @param[out] sent frame bytes handed to the kernel, header included
+ *                  (`4 + len` on success), also on failure; may be NULL.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c, a NULL @p buf with
+ *         @p len > 0, or @p len > 4294967295; #TCPKIT_ETIMEDOUT;
+ *         #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN; #TCPKIT_ECANCELED;
+ *         #TCPKIT_ESYS.
+ * @par Thread safety: one sender per connection at a time.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_send_msg(tcpkit_conn *c, const void *buf, size_t len, size_t *sent);
+
+/**
+ * @brief Receives one message sent by tcpkit_send_msg() into a new buffer.
+ *
+ * The buffer holds one NUL byte after the body (not counted in @p *len);
+ * a 0-length message gives a non-NULL buffer and @p *len 0. Bytes buffered
+ * by tcpkit_recv_line() are consumed first. The per-call timeout bounds the
+ * whole message.
+ *
+ * - Announced length > @p max: #TCPKIT_ETOOBIG at once, @p *len = the
+ *   announced length, @p *data NULL, the body left unread (the stream is
+ *   then mid-message: close it).
+ * - End of stream exactly between messages: #TCPKIT_EOF, @p *data NULL,
+ *   @p *len 0.
+ * - End of stream inside a message: #TCPKIT_EOF with "truncated" in
+ *   tcpkit_last_error(); inside the body, what arrived of it is in
+ *   @p *data / @p *len; inside the 4-byte header, @p *data NULL and
+ *   @p *len 0.
+ * - Any other failure inside the body also hands back what arrived of it
+ *   in @p *data / @p *len; inside the header, @p *data is NULL and
+ *   @p *len 0. The stream is then mid-message (close it), except after
+ *   #TCPKIT_ETIMEDOUT (or #TCPKIT_ESHUTDOWN) before the first header
+ *   byte arrived: then nothing was consumed.
+ *
+ * @param c         the connection.
+ * @param[out] data receives the buffer (free it with tcpkit_free()), or
+ *                  NULL as described above.
+ * @param[out] len  body bytes in @p *data (or the announced length with
+ *                  #TCPKIT_ETOOBIG); may be NULL.
+ * @param max       the largest body to accept; must not be 0.
+ * @return #TCPKIT_OK; #TCPKIT_EOF; #TCPKIT_ETOOBIG; #TCPKIT_EINVAL for a
+ *         NULL @p c or @p data, or @p max 0; #TCPKIT_ENOMEM;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ECANCELED; #TCPKIT_ESYS.
+ * @par Thread safety: one receiver per connection at a time.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_recv_msg(tcpkit_conn *c, void **data, size_t *len, size_t max);
+
+/**
+ * @brief Sends every byte of every buffer, in order, without copying them.
+ *
+ * Uses `sendmsg()` with the caller's buffers; short writes are resumed at
+ * the exact byte, across buffer boundaries. The caller's array is never
+ * modified. Buffers of length 0 are allowed (their base may be NULL). The
+ * per-call timeout bounds the whole call.
+ *
+ * @param c         the connection.
+ * @param iov       the buffers (may be NULL when @p iovcnt is 0).
+ * @param iovcnt    how many; 0 is a successful no-op; at most 1024.
+ * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
+ * @return #TCPKIT_OK when all were sent; #TCPKIT_EINVAL for a NULL @p c,
+ *         @p iovcnt < 0 or > 1024, a NULL @p iov with @p iovcnt > 0, a NULL
+ *         base with a length > 0, or lengths whose sum exceeds `SSIZE_MAX`;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ECANCELED; #TCPKIT_ESYS.
+ * @par Thread safety: one sender per connection at a time.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_sendv(tcpkit_conn *c, const struct iovec *iov, int iovcnt,
+                                      size_t *sent);
+
+/**
+ * @brief Sends @p len bytes of a file from @p offset, without copying them
+ *        through user space (`sendfile(2)`).
+ *
+ * The file's own position (its `lseek` offset) is not changed. On a TLS
+ * connection the bytes go through one bounded buffer (read + encrypt). The
+ * per-call timeout bounds the whole call.
+ *
+ * @param c         the connection.
+ * @param file_fd   a regular file open for reading; still owned by the
+ *                  caller.
+ * @param offset    where in the file to start.
+ * @param len       how many bytes; 0 is a successful no-op (after the
+ *                  checks of @p file_fd).
+ * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
+ * @return #TCPKIT_OK when all were sent; #TCPKIT_EOF when the file ends
+ *         before `offset + len` (@p *sent says how much was sent);
+ *         #TCPKIT_EINVAL for a NULL @p c, or a @p file_fd that is not open
+ *         for reading or not a regular file, or an @p offset beyond what
+ *         the system's `off_t` holds; #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
+ *         #TCPKIT_ESHUTDOWN; #TCPKIT_ECANCELED; #TCPKIT_ESYS (e.g. `EIO`
+ *         reading the file).
+ * @par Thread safety: one sender per connection at a time. Other threads
+ *      may use @p file_fd meanwhile (its position is not used).
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_sendfile(tcpkit_conn *c, int file_fd, uint64_t offset, size_t len,
+                                         size_t *sent);
+
+/* ------------------------------------------------------------------------ */
+/* 1.1: adopting descriptors, choosing the source address                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Wraps a connected stream socket the caller already has.
+ *
+ * Accepts `AF_INET` and `AF_INET6` TCP sockets and `AF_UNIX` stream sockets
+ * (e.g. from `socketpair()`, or inherited from a parent). Makes the
+ * descriptor non-blocking and close-on-exec and applies the options: the
+ * io timeout, and on TCP nodelay and keepalive. A Unix-domain address
+ * prints as `unix:PATH` (`unix:` when unnamed, `unix:@NAME` for an
+ * abstract name); a long path may not fit #TCPKIT_ADDRSTRLEN (then
+ * #TCPKIT_EINVAL as for any small buffer; 128 bytes always fit).
+ *
+ * @param[out] out receives the connection; NULL on failure.
+ * @param fd       the descriptor. On success the connection owns it
+ *                 (tcpkit_close() closes it); on failure it is left open
+ *                 and its flags as they were.
+ * @param opts     options, or NULL for the defaults (nodelay on for TCP).
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p out, or an @p fd that is
+ *         not an open socket, not a stream socket of those families, not
+ *         connected, or listening; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_from_fd(tcpkit_conn **out, int fd, const tcpkit_opts *opts);
+
+/**
+ * @brief Wraps a listening stream socket the caller already has.
+ *
+ * For systemd socket activation (`LISTEN_FDS`, descriptors from 3 on) or a
+ * supervisor that binds privileged ports. Accepts `AF_INET`, `AF_INET6`
+ * (TCP) and `AF_UNIX` stream sockets on which `listen()` was called
+ * (`SO_ACCEPTCONN`). Makes the descriptor non-blocking and close-on-exec.
+ * Everything else (accept, serve, shutdown, close) works as for
+ * tcpkit_listen(), and the options apply to accepted connections as they
+ * do there (the backlog, reuseport and v6only options are not applied:
+ * the socket is already listening). tcpkit_listener_port() is -1 for a
+ * Unix-domain listener; tcpkit_listener_addr() gives `unix:PATH`.
+ *
+ * @param[out] out receives the listener; NULL on failure.
+ * @param fd       the descriptor. On success the listener owns it; on
+ *                 failure it is left open and its flags as they were.
+ * @param opts     options, or NULL for the defaults.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p out, or an @p fd that is
+ *         not an open socket, not a stream socket of those families, or
+ *         not listening; #TCPKIT_ENOMEM; #TCPKIT_EMFILE (no descriptor for
+ *         the shutdown event); #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_listener_from_fd(tcpkit_listener **out, int fd,
+                                                 const tcpkit_opts *opts);
+
+/**
+ * @brief Binds every connection attempt of tcpkit_connect() to a local
+ *        address.
+ *
+ * Only targets of the same family as @p host are tried; if the name has
+ * none, tcpkit_connect() returns #TCPKIT_ERESOLVE. With port NULL or "0"
+ * the kernel picks the port at connect time (`IP_BIND_ADDRESS_NO_PORT`),
+ * so ephemeral ports are not exhausted by bind(). tcpkit_listen() ignores
+ * this option.
+ *
+ * @param o    the options object.
+ * @param host a literal IPv4 or IPv6 address ("127.0.0.2", "::1", "[::1]",
+ *             "fe80::1%eth0"); names are not accepted. NULL clears the
+ *             option.
+ * @param port NULL or "0" for any port, else a port number or service name.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p o, a @p host that is not
+ *         a literal address, or a bad @p port.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_local_addr(tcpkit_opts *o, const char *host,
+                                                    const char *port);
 
 #ifdef __cplusplus
 }

@@ -24,8 +24,8 @@ static tcpkit_err run_steps(tcpkit_conn *c, int (*fn)(struct tk_tls_conn *, shor
         int k = fn(c->tls, &wait_for);
         if (k == 1)
             return TCPKIT_OK;
-        if (k < 0)
-            return tk_tls_refail(c->tls, op);
+        if (k < 0) /* a cancel's shutdown shows as a TLS failure: name the cause */
+            return tk_conn_check(c, op) != TCPKIT_OK ? TCPKIT_ECANCELED : tk_tls_refail(c->tls, op);
         tcpkit_err err = tk_conn_wait(c, wait_for, d, op);
         if (err != TCPKIT_OK)
             return err;
@@ -56,6 +56,9 @@ tcpkit_err tcpkit_conn_handshake(tcpkit_conn *c)
 {
     if (!c)
         return tk_fail(TCPKIT_EINVAL, 0, "conn_handshake: conn is NULL");
+    tcpkit_err err = tk_conn_check(c, "conn_handshake");
+    if (err != TCPKIT_OK)
+        return err;
     tk_deadline d = tk_deadline_make(c->timeout_ms);
     return tk_conn_handshake(c, &d, "conn_handshake");
 }

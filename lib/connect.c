@@ -24,7 +24,8 @@ struct race {
     /* An attempt failed since the last one started: RFC 8305 starts the
      * next at once rather than waiting out the fallback delay. */
     bool failed_since_start;
-    tcpkit_err best; /* most telling failure so far */
+    const struct tcpkit_opts *opts; /* for the local address */
+    tcpkit_err best;                /* most telling failure so far */
     int best_errno;
     char log[768]; /* "addr port N: reason; ..." for the message */
     size_t log_len;
@@ -77,6 +78,23 @@ static void race_fail_slot(struct race *r, size_t i, int e)
     race_note(r, i, tk_err_from_errno(e), e, tk_errno_text(e));
 }
 
+/* Binds an attempt to the local address of the options, if any. With
+ * port 0 the port is picked at connect() time rather than by bind()
+ * (IP_BIND_ADDRESS_NO_PORT), so a bind does not reserve a port for every
+ * destination and many outgoing connections do not exhaust them. */
+static int bind_local(int fd, const struct tcpkit_opts *o)
+{
+    if (o->local_len == 0)
+        return 0;
+    /* sin_port and sin6_port sit at the same offset. */
+    if (((const struct sockaddr_in *)(const void *)&o->local_addr)->sin_port == 0) {
+        int on = 1;
+        /* Older kernels lack it: bind() then picks the port, still fine. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+    }
+    return bind(fd, (const struct sockaddr *)&o->local_addr, o->local_len);
+}
+
 /* Starts the next attempt. Returns the connected fd if connect() finished
  * at once (it can, on loopback), else -1. Failures are noted, not fatal. */
 static int race_start_next(struct race *r)
@@ -92,6 +110,10 @@ static int race_start_next(struct race *r)
         return -1;
     }
     r->pending[i].fd = fd;
+    if (bind_local(fd, r->opts) < 0) {
+        race_fail_slot(r, i, errno);
+        return -1;
+    }
     if (connect(fd, (const struct sockaddr *)&t->addr, t->len) == 0) {
         r->pending[i].fd = -1;
         return fd;
@@ -243,7 +265,7 @@ static tcpkit_err secure(tcpkit_conn **out, const struct tcpkit_opts *o, const c
 static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct tcpkit_opts *o,
                                const char *name, const char *label, tcpkit_conn **out)
 {
-    struct race r = {.targets = t, .count = n, .fallback_ms = o->fallback_delay_ms};
+    struct race r = {.targets = t, .count = n, .fallback_ms = o->fallback_delay_ms, .opts = o};
     r.deadline = tk_deadline_make(o->connect_timeout_ms);
     tk_deadline_left(&r.deadline);
     struct pollfd one;
@@ -272,6 +294,32 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
     return secure(out, o, name, label, &r.deadline);
 }
 
+/* A local address narrows the targets to its own family. */
+static tcpkit_err connect_family(const struct tcpkit_opts *o, const char *label, tcpkit_family *fam)
+{
+    *fam = o->family;
+    if (o->local_len == 0)
+        return TCPKIT_OK;
+    tcpkit_family want =
+        o->local_addr.ss_family == AF_INET ? TCPKIT_FAMILY_IPV4 : TCPKIT_FAMILY_IPV6;
+    if (*fam != TCPKIT_FAMILY_ANY && *fam != want)
+        return tk_fail(TCPKIT_ERESOLVE, 0,
+                       "connect %s: the local address and the family option exclude each other",
+                       label);
+    *fam = want;
+    return TCPKIT_OK;
+}
+
+static tcpkit_err family_excluded(const struct tcpkit_opts *o, const char *label)
+{
+    char local[TCPKIT_ADDRSTRLEN];
+    if (o->local_len == 0 || tk_format_addr((const struct sockaddr *)&o->local_addr, o->local_len,
+                                            false, local, sizeof local) < 0)
+        return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options", label);
+    return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: no address of the family of local address %s",
+                   label, local);
+}
+
 tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
                           const tcpkit_opts *opts)
 {
@@ -293,15 +341,18 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
     char label[TK_LABEL_MAX];
     tk_format_label(label, sizeof label, name, port);
 
+    tcpkit_family fam;
+    if ((err = connect_family(o, label, &fam)) != TCPKIT_OK)
+        return err;
     struct tk_target one;
-    if (tk_parse_numeric(name, port, o->family, &one))
+    if (tk_parse_numeric(name, port, fam, &one))
         return race_targets(&one, 1, o, name, label, out);
-    if (tk_is_excluded_literal(name, o->family))
-        return tk_fail(TCPKIT_ERESOLVE, 0, "connect %s: address family excluded by options", label);
+    if (tk_is_excluded_literal(name, fam))
+        return family_excluded(o, label);
 
     struct tk_target *t;
     size_t n;
-    err = tk_resolve(name, port, o->family, false, "connect", label, &t, &n);
+    err = tk_resolve(name, port, fam, false, "connect", label, &t, &n);
     if (err != TCPKIT_OK)
         return err;
     interleave(t, n);

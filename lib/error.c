@@ -93,6 +93,8 @@ tcpkit_err tk_err_from_errno(int e)
     case ENOMEM:
     case ENOBUFS:
         return TCPKIT_ENOMEM;
+    case ECANCELED: /* the conn I/O seam's way of saying tcpkit_conn_cancel() */
+        return TCPKIT_ECANCELED;
     default:
         return TCPKIT_ESYS;
     }
@@ -121,6 +123,8 @@ const char *tk_errno_text(int e)
         return "too many open files";
     case ENFILE:
         return "too many open files in system";
+    case ECANCELED:
+        return "canceled by tcpkit_conn_cancel";
     default:
         return strerror(e);
     }

@@ -32,7 +32,25 @@ struct tcpkit_opts {
     int fallback_delay_ms;
     /* TLS configuration (a reference held by the opts), NULL for plain TCP. */
     tcpkit_tls *tls;
+    /* tcpkit_opts_set_local_addr: local_len 0 = unset. Port 0 = any port,
+     * chosen at connect time (IP_BIND_ADDRESS_NO_PORT). */
+    struct sockaddr_storage local_addr;
+    socklen_t local_len;
 };
+
+/* A deadline is armed lazily: the fast path (the syscall succeeds at once)
+ * never reads the clock. */
+typedef struct tk_deadline {
+    int timeout_ms;
+    bool armed;
+    struct timespec end;
+} tk_deadline;
+
+static inline tk_deadline tk_deadline_make(int timeout_ms)
+{
+    tk_deadline d = {timeout_ms, false, {0, 0}};
+    return d;
+}
 
 struct tcpkit_conn {
     int fd;
@@ -49,6 +67,11 @@ struct tcpkit_conn {
     /* TLS state, NULL for plain TCP; tk_conn_read/tk_conn_write go through
      * it when set. */
     struct tk_tls_conn *tls;
+    /* tcpkit_conn_set_deadline: an armed deadline (timeout -1 = none) that
+     * tk_conn_wait applies on top of each call's own. */
+    tk_deadline deadline;
+    /* Set by tcpkit_conn_cancel (async-signal-safe: a lock-free store). */
+    atomic_bool canceled;
 };
 
 struct tcpkit_listener {
@@ -92,20 +115,6 @@ const struct tcpkit_opts *tk_opts_or_default(const tcpkit_opts *o);
 
 /* ---- deadlines and waiting (lib/wait.c) ---- */
 
-/* A deadline is armed lazily: the fast path (the syscall succeeds at once)
- * never reads the clock. */
-typedef struct tk_deadline {
-    int timeout_ms;
-    bool armed;
-    struct timespec end;
-} tk_deadline;
-
-static inline tk_deadline tk_deadline_make(int timeout_ms)
-{
-    tk_deadline d = {timeout_ms, false, {0, 0}};
-    return d;
-}
-
 /* Milliseconds left (rounded up), -1 for no limit, 0 when passed. Arms the
  * deadline on first use. */
 int tk_deadline_left(tk_deadline *d);
@@ -117,7 +126,9 @@ int tk_deadline_left(tk_deadline *d);
 tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char *op);
 
 /* The one place a conn's I/O calls wait: for `events` on c's socket, woken
- * by the owning listener's shutdown in either direction. */
+ * by the owning listener's shutdown in either direction, within the
+ * earlier of d and the conn's deadline; TCPKIT_ECANCELED once the conn is
+ * canceled. */
 tcpkit_err tk_conn_wait(tcpkit_conn *c, short events, tk_deadline *d, const char *op);
 
 /* ---- names, ports and literals (lib/resolve.c) ---- */
@@ -185,6 +196,19 @@ tcpkit_err tk_apply_conn_options(int fd, const struct tcpkit_opts *o);
  * descriptor is closed. */
 tcpkit_err tk_conn_new(int fd, const struct sockaddr *peer, socklen_t peer_len, int timeout_ms,
                        tcpkit_conn **out);
+/* The same, but on failure the descriptor stays open (adoption). */
+tcpkit_err tk_conn_alloc(int fd, const struct sockaddr *peer, socklen_t peer_len, int timeout_ms,
+                         tcpkit_conn **out);
+
+/* Entry check of every I/O call: TCPKIT_ECANCELED (recorded) once
+ * tcpkit_conn_cancel() was called, else TCPKIT_OK. */
+tcpkit_err tk_conn_check(tcpkit_conn *c, const char *op);
+/* Passes a syscall result through; a failure or end of stream on a
+ * canceled conn (its socket is shut down) becomes -1 with ECANCELED. */
+ssize_t tk_conn_settle(tcpkit_conn *c, ssize_t r);
+/* False when bytes must pass through tk_conn_write (TLS), so the plain
+ * sendmsg/sendfile fast paths of send.c do not apply. */
+bool tk_conn_is_plain(const tcpkit_conn *c);
 
 /* Every byte a conn moves goes through these two: bytes moved (> 0), 0 at
  * end of stream (read only), or -1 with errno set. On EAGAIN, *wait_for
@@ -210,5 +234,23 @@ static inline bool tk_conn_tls_failed(const tcpkit_conn *c, int e)
 {
     return c->tls && e == TK_ETLS_ERRNO;
 }
+/* ---- receiving and sending (lib/io.c, lib/send.c) ---- */
+
+/* Receives exactly len bytes (buffered ones first) within d. *got holds
+ * what arrived on every outcome; end of stream is TCPKIT_EOF, not
+ * recorded (the caller words the message). */
+tcpkit_err tk_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got, tk_deadline *d,
+                         const char *op);
+
+struct iovec;
+/* tcpkit_sendv with `op` naming the call in messages (send_msg uses it). */
+tcpkit_err tk_sendv(tcpkit_conn *c, const struct iovec *iov, int iovcnt, size_t *sent,
+                    const char *op);
+
+/* ---- adoption (lib/adopt.c) ---- */
+
+/* Wraps a listening descriptor (already non-blocking) in a new listener
+ * with the conn options of o. On failure fd stays open. */
+tcpkit_err tk_listener_wrap(int fd, const struct tcpkit_opts *o, tcpkit_listener **out);
 
 #endif /* TCPKIT_INTERNAL_H */

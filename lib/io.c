@@ -68,14 +68,14 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
     }
 }
 
-static tcpkit_err check_conn_buf(const tcpkit_conn *c, const void *buf, bool need_buf,
-                                 const char *op)
+static tcpkit_err check_conn_buf(tcpkit_conn *c, const void *buf, bool need_buf, const char *op)
 {
     if (!c)
         return tk_fail(TCPKIT_EINVAL, 0, "%s: conn is NULL", op);
     if (!buf && need_buf)
         return tk_fail(TCPKIT_EINVAL, 0, "%s: buffer is NULL", op);
-    return TCPKIT_OK;
+    /* A canceled conn hands out nothing, not even buffered bytes. */
+    return tk_conn_check(c, op);
 }
 
 tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
@@ -97,22 +97,30 @@ tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got)
     return err;
 }
 
+tcpkit_err tk_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got, tk_deadline *d,
+                         const char *op)
+{
+    char *p = buf;
+    size_t done = rbuf_avail(c) ? rbuf_take(c, p, len) : 0;
+    tcpkit_err err = TCPKIT_OK;
+    while (done < len && err == TCPKIT_OK) {
+        size_t n;
+        err = recv_some(c, p + done, len - done, d, &n, op);
+        done += n;
+    }
+    *got = done;
+    return err;
+}
+
 tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got)
 {
     tk_set_size(got, 0);
     tcpkit_err err = check_conn_buf(c, buf, len > 0, "recv_exact");
     if (err != TCPKIT_OK)
         return err;
-    char *p = buf;
-    size_t done = rbuf_avail(c) ? rbuf_take(c, p, len) : 0;
     tk_deadline d = tk_deadline_make(c->timeout_ms);
-    while (done < len) {
-        size_t n;
-        err = recv_some(c, p + done, len - done, &d, &n, "recv_exact");
-        done += n;
-        if (err != TCPKIT_OK)
-            break;
-    }
+    size_t done;
+    err = tk_recv_exact(c, buf, len, &done, &d, "recv_exact");
     tk_set_size(got, done);
     if (err == TCPKIT_EOF)
         return tk_fail(TCPKIT_EOF, 0, "recv_exact: end of stream after %zu of %zu bytes", done,

@@ -49,22 +49,19 @@ static void order_for_listen(struct tk_target *t, size_t n, bool prefer_v6)
     }
 }
 
-static tcpkit_err listener_new(int fd, const struct tcpkit_opts *o, tcpkit_listener **out)
+tcpkit_err tk_listener_wrap(int fd, const struct tcpkit_opts *o, tcpkit_listener **out)
 {
     /* Linux copies TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE from the
      * listening socket to every accepted one: set them once here instead
      * of paying a setsockopt() per accepted connection. */
     tcpkit_err err = tk_apply_conn_options(fd, o);
-    if (err != TCPKIT_OK) {
-        close(fd);
+    if (err != TCPKIT_OK)
         return err;
-    }
     tcpkit_listener *l = calloc(1, sizeof *l);
     int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!l || wake < 0) {
         int e = l ? errno : ENOMEM;
         free(l);
-        close(fd);
         if (wake >= 0)
             close(wake);
         return tk_fail_errno(e, "listen: shutdown event");
@@ -129,7 +126,9 @@ tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *po
     free(t);
     if (err != TCPKIT_OK)
         return err;
-    return listener_new(fd, o, out);
+    if ((err = tk_listener_wrap(fd, o, out)) != TCPKIT_OK)
+        close(fd);
+    return err;
 }
 
 int tcpkit_listener_port(const tcpkit_listener *l)
@@ -138,6 +137,8 @@ int tcpkit_listener_port(const tcpkit_listener *l)
     socklen_t len = sizeof ss;
     if (!l || getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return -1; /* a Unix-domain listener (tcpkit_listener_from_fd) */
     /* sin_port and sin6_port sit at the same offset. */
     return ntohs(((const struct sockaddr_in *)(const void *)&ss)->sin_port);
 }

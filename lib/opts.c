@@ -2,8 +2,11 @@
 /* The options object: defaults and range-checked setters. */
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 static const struct tcpkit_opts tk_defaults = {
@@ -138,4 +141,38 @@ tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms)
     if (err == TCPKIT_OK)
         o->fallback_delay_ms = ms;
     return err;
+}
+
+/* Literal addresses only, so the setter never reaches a resolver: IPv4 in
+ * strict dotted form (inet_pton, not inet_aton's "127.1"), IPv6 with an
+ * optional "%scope" (getaddrinfo with AI_NUMERICHOST parses it). */
+tcpkit_err tcpkit_opts_set_local_addr(tcpkit_opts *o, const char *host, const char *port)
+{
+    const char *op = "opts_set_local_addr";
+    if (!o)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: opts is NULL", op);
+    if (!host) {
+        o->local_len = 0;
+        return TCPKIT_OK;
+    }
+    char name[TK_HOST_MAX + 1];
+    tcpkit_err err = *host ? tk_clean_host(host, name, sizeof name, op)
+                           : tk_fail(TCPKIT_EINVAL, 0, "%s: host is empty", op);
+    if (err == TCPKIT_OK && port)
+        err = tk_check_port(port, 0, op);
+    if (err != TCPKIT_OK)
+        return err;
+    unsigned char v4[4];
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
+    hints.ai_family = inet_pton(AF_INET, name, v4) == 1 ? AF_INET : AF_INET6;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(name, port ? port : "0", &hints, &res);
+    if (rc != 0)
+        return tk_fail(TCPKIT_EINVAL, 0, "%s: %s", op,
+                       rc == EAI_SERVICE ? "unknown port or service"
+                                         : "host is not a literal IPv4 or IPv6 address");
+    memcpy(&o->local_addr, res->ai_addr, res->ai_addrlen);
+    o->local_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return TCPKIT_OK;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* The kernel rejects larger TCP_KEEPIDLE values; the setter accepts any
@@ -23,8 +24,37 @@ static bool is_v4_mapped(const struct sockaddr *sa)
     return IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
 }
 
+/* "unix:PATH", "unix:" for an unnamed socket (a socketpair, a client
+ * that never bound) and "unix:@NAME" for Linux's abstract names. */
+static int format_unix(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap)
+{
+    const struct sockaddr_un *un = (const void *)sa;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = (size_t)len > off ? (size_t)len - off : 0;
+    if (n > sizeof un->sun_path)
+        n = sizeof un->sun_path;
+    const char *path = un->sun_path;
+    const char *prefix = "unix:";
+    if (n > 0 && path[0] == '\0') {
+        prefix = "unix:@";
+        path++;
+        n--;
+    }
+    n = strnlen(path, n);
+    int r = snprintf(buf, cap, "%s%.*s", prefix, (int)n, path);
+    if (r < 0 || (size_t)r >= cap) {
+        if (cap)
+            buf[0] = '\0';
+        return -1;
+    }
+    return r;
+}
+
 int tk_format_addr(const struct sockaddr *sa, socklen_t len, bool with_port, char *buf, size_t cap)
 {
+    if (sa->sa_family == AF_UNIX)
+        return format_unix(sa, len, buf, cap);
+
     char host[NI_MAXHOST];
     int port;
     bool v6 = false;

@@ -61,10 +61,36 @@ tcpkit_err tk_wait(int fd, short events, int wake_fd, tk_deadline *d, const char
     }
 }
 
+/* The conn's deadline decides when it ends first (or is the only limit).
+ * It is already armed, so reading it from two threads (a sender and a
+ * receiver) only reads. */
+static bool deadline_first(tcpkit_conn *c, tk_deadline *d, int *conn_left)
+{
+    int call_left = tk_deadline_left(d);
+    *conn_left = tk_deadline_left(&c->deadline);
+    return *conn_left >= 0 && (call_left < 0 || *conn_left < call_left);
+}
+
 tcpkit_err tk_conn_wait(tcpkit_conn *c, short events, tk_deadline *d, const char *op)
 {
+    tcpkit_err err = tk_conn_check(c, op);
+    if (err != TCPKIT_OK)
+        return err;
     /* The listener's shutdown wakes senders as well as receivers, so a
      * handler pushing to a client that stopped reading cannot keep
      * tcpkit_serve from returning. */
-    return tk_wait(c->fd, events, c->wake_fd, d, op);
+    int conn_left;
+    if (!deadline_first(c, d, &conn_left)) {
+        err = tk_wait(c->fd, events, c->wake_fd, d, op);
+    } else {
+        /* A passed deadline gives a 0 ms wait: one last look, exactly as
+         * a timeout of 0. */
+        tk_deadline rest = tk_deadline_make(conn_left);
+        err = tk_wait(c->fd, events, c->wake_fd, &rest, op);
+        if (err == TCPKIT_ETIMEDOUT)
+            err = tk_fail(TCPKIT_ETIMEDOUT, 0, "%s: deadline passed", op);
+    }
+    /* tcpkit_conn_cancel shuts the socket down, which wakes the poll. */
+    tcpkit_err canceled = tk_conn_check(c, op);
+    return canceled != TCPKIT_OK ? canceled : err;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,7 +24,7 @@
 
 /* ---- descriptors and suites ---- */
 
-int tk_count_fds(void)
+int th_count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
@@ -57,25 +58,55 @@ static bool sigpipe_is_default(void)
 
 static void fd_check_setup(void)
 {
-    fd_baseline = tk_count_fds();
+    fd_baseline = th_count_fds();
     ck_assert_int_ge(fd_baseline, 0);
     ck_assert_msg(sigpipe_is_default(), "SIGPIPE is not at its default disposition");
 }
 
 static void fd_check_teardown(void)
 {
-    int now = tk_count_fds();
+    int now = th_count_fds();
     ck_assert_msg(now == fd_baseline, "descriptor leak: %d open before the test, %d after",
                   fd_baseline, now);
     ck_assert_msg(sigpipe_is_default(), "SIGPIPE disposition changed during the test");
 }
 
-void tk_add_fd_check(TCase *tc)
+void th_add_fd_check(TCase *tc)
 {
     tcase_add_checked_fixture(tc, fd_check_setup, fd_check_teardown);
 }
 
-int tk_run_suite(Suite *s)
+/* th_skip() writes a byte here, from the forked test process (CK_FORK=yes)
+ * or the runner itself; th_run_suite counts them after the run. */
+static int skip_pipe[2] = {-1, -1};
+
+void th_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (skip_pipe[1] >= 0 && write(skip_pipe[1], "s", 1) != 1)
+        fprintf(stderr, "th_skip: cannot record the skip\n");
+}
+
+/* Skips recorded so far; closes the pipe. */
+static int count_skips(void)
+{
+    char buf[256];
+    int n = 0;
+    ssize_t r;
+    while ((r = read(skip_pipe[0], buf, sizeof buf)) > 0)
+        n += (int)r;
+    close(skip_pipe[0]);
+    close(skip_pipe[1]);
+    skip_pipe[0] = skip_pipe[1] = -1;
+    return n;
+}
+
+int th_run_suite(Suite *s)
 {
     /* A test that inherits SIGPIPE ignored would hide a missing
      * MSG_NOSIGNAL; force the default and make sure it took. */
@@ -88,64 +119,92 @@ int tk_run_suite(Suite *s)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    if (pipe2(skip_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "pipe2: %s\n", strerror(errno));
+        return EXIT_FAILURE;
+    }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     int run = srunner_ntests_run(sr);
     srunner_free(sr);
-    return (failed == 0 && run > 0) ? EXIT_SUCCESS : EXIT_FAILURE;
+    int skipped = count_skips();
+    if (failed != 0 || run == 0)
+        return EXIT_FAILURE;
+    if (skipped > 0) {
+        fprintf(stderr, "%d check(s) skipped: the suite counts as skipped\n", skipped);
+        return TH_SKIPPED;
+    }
+    return EXIT_SUCCESS;
 }
 
-TCase *tk_tcase(const char *name, double timeout_s)
+TCase *th_tcase(const char *name, double timeout_s)
 {
     TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, timeout_s * tk_time_scale());
-    tk_add_fd_check(tc);
+    tcase_set_timeout(tc, timeout_s * th_time_scale());
+    th_add_fd_check(tc);
     return tc;
 }
 
 /* ---- environment ---- */
 
-bool tk_under_valgrind(void)
+bool th_under_valgrind(void)
 {
     const char *v = getenv("TCPKIT_UNDER_VALGRIND");
     return v != NULL && strcmp(v, "1") == 0;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
-#define TK_ASAN 1
+#define TH_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define TK_ASAN 1
+#define TH_ASAN 1
 #endif
 #endif
 
-bool tk_under_asan(void)
+bool th_under_asan(void)
 {
-#ifdef TK_ASAN
+#ifdef TH_ASAN
     return true;
 #else
     return false;
 #endif
 }
 
-int tk_time_scale(void)
+int th_time_scale(void)
 {
-    if (tk_under_valgrind())
+    if (th_under_valgrind())
         return 10;
-    if (tk_under_asan())
+    if (th_under_asan())
         return 3;
     return 1;
 }
 
-int64_t tk_now_ms(void)
+int th_bound_ms(int ms)
+{
+    return ms * th_time_scale();
+}
+
+size_t th_bulk_size(size_t n)
+{
+    return th_under_valgrind() ? n / 8 : n;
+}
+
+void th_pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int64_t th_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool tk_have_ipv6(void)
+bool th_have_ipv6(void)
 {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -158,7 +217,7 @@ bool tk_have_ipv6(void)
 
 /* ---- libtcpkit shortcuts ---- */
 
-tcpkit_listener *tk_listen_opts(const char *host, const tcpkit_opts *opts)
+tcpkit_listener *th_listen_opts(const char *host, const tcpkit_opts *opts)
 {
     tcpkit_listener *l = NULL;
     tcpkit_err e = tcpkit_listen(&l, host, "0", opts);
@@ -169,12 +228,12 @@ tcpkit_listener *tk_listen_opts(const char *host, const tcpkit_opts *opts)
     return l;
 }
 
-tcpkit_listener *tk_listen_loopback(const char *host)
+tcpkit_listener *th_listen_loopback(const char *host)
 {
-    return tk_listen_opts(host, NULL);
+    return th_listen_opts(host, NULL);
 }
 
-const char *tk_port_str(const tcpkit_listener *l, char *buf, size_t cap)
+const char *th_port_str(const tcpkit_listener *l, char *buf, size_t cap)
 {
     int port = tcpkit_listener_port(l);
     ck_assert_int_gt(port, 0);
@@ -182,22 +241,43 @@ const char *tk_port_str(const tcpkit_listener *l, char *buf, size_t cap)
     return buf;
 }
 
-void tk_pair(tcpkit_conn **client, tcpkit_conn **server)
+void th_connect_exchange(tcpkit_listener *l, const char *host, const tcpkit_opts *o)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
+    tcpkit_conn *c = NULL, *s = NULL;
+    tcpkit_err e = tcpkit_connect(&c, host, port, o);
+    ck_assert_msg(e == TCPKIT_OK, "connect %s:%s: %s (%s)", host, port, tcpkit_strerror(e),
+                  tcpkit_last_error());
+    ck_assert_ptr_nonnull(c);
+    e = tcpkit_accept(l, &s, 10000 * th_time_scale());
+    ck_assert_msg(e == TCPKIT_OK, "accept: %s", tcpkit_last_error());
+    ck_assert_int_eq(tcpkit_send_all(c, "k", 1, NULL), TCPKIT_OK);
+    char b;
+    size_t got = 0;
+    ck_assert_int_eq(tcpkit_recv(s, &b, 1, &got), TCPKIT_OK);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(b, 'k');
+    tcpkit_close(c);
+    tcpkit_close(s);
+}
+
+void th_pair(tcpkit_conn **client, tcpkit_conn **server)
+{
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
+    char port[16];
+    th_port_str(l, port, sizeof port);
     tcpkit_err e = tcpkit_connect(client, "127.0.0.1", port, NULL);
     ck_assert_msg(e == TCPKIT_OK, "connect: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
-    e = tcpkit_accept(l, server, 10000 * tk_time_scale());
+    e = tcpkit_accept(l, server, 10000 * th_time_scale());
     ck_assert_msg(e == TCPKIT_OK, "accept: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     tcpkit_listener_close(l);
 }
 
-void tk_pair_raw(tcpkit_conn **client, int *server_fd)
+void th_pair_raw(tcpkit_conn **client, int *server_fd)
 {
     int port = 0;
-    int lfd = tk_raw_listen("127.0.0.1", 4, &port);
+    int lfd = th_raw_listen("127.0.0.1", 4, &port);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_err e = tcpkit_connect(client, "127.0.0.1", ps, NULL);
@@ -226,7 +306,7 @@ static socklen_t make_addr(const char *ip, int port, struct sockaddr_storage *ss
     return sizeof *a6;
 }
 
-int tk_raw_connect(const char *ip, int port)
+int th_raw_connect(const char *ip, int port)
 {
     struct sockaddr_storage ss;
     socklen_t len = make_addr(ip, port, &ss);
@@ -240,7 +320,7 @@ int tk_raw_connect(const char *ip, int port)
     return fd;
 }
 
-int tk_raw_listen(const char *ip, int backlog, int *port)
+int th_raw_listen(const char *ip, int backlog, int *port)
 {
     struct sockaddr_storage ss;
     socklen_t len = make_addr(ip, 0, &ss);
@@ -257,7 +337,7 @@ int tk_raw_listen(const char *ip, int backlog, int *port)
     return fd;
 }
 
-int tk_raw_listen_port(const char *ip, int port, int backlog)
+int th_raw_listen_port(const char *ip, int port, int backlog)
 {
     struct sockaddr_storage ss;
     socklen_t len = make_addr(ip, port, &ss);
@@ -274,7 +354,7 @@ int tk_raw_listen_port(const char *ip, int port, int backlog)
     return fd;
 }
 
-int tk_fill_backlog(const char *ip, int port, int *fds, int max)
+int th_fill_backlog(const char *ip, int port, int *fds, int max)
 {
     struct sockaddr_storage ss;
     socklen_t len = make_addr(ip, port, &ss);
@@ -294,14 +374,14 @@ int tk_fill_backlog(const char *ip, int port, int *fds, int max)
     return n;
 }
 
-void tk_raw_abort(int fd)
+void th_raw_abort(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
 }
 
-size_t tk_raw_send_all(int fd, const void *buf, size_t len)
+size_t th_raw_send_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     size_t done = 0;
@@ -316,7 +396,7 @@ size_t tk_raw_send_all(int fd, const void *buf, size_t len)
     return done;
 }
 
-size_t tk_raw_recv_all(int fd, void *buf, size_t cap)
+size_t th_raw_recv_all(int fd, void *buf, size_t cap)
 {
     char *p = buf;
     size_t done = 0;
@@ -335,12 +415,12 @@ size_t tk_raw_recv_all(int fd, void *buf, size_t cap)
 
 static void *peer_main(void *arg)
 {
-    tk_peer *p = arg;
+    th_peer *p = arg;
     p->fn(p);
     return NULL;
 }
 
-void tk_peer_start(tk_peer *p, tk_peer_fn fn)
+void th_peer_start(th_peer *p, th_peer_fn fn)
 {
     p->fn = fn;
     p->err[0] = '\0';
@@ -348,7 +428,7 @@ void tk_peer_start(tk_peer *p, tk_peer_fn fn)
     ck_assert_msg(r == 0, "pthread_create: %s", strerror(r));
 }
 
-void tk_peer_join(tk_peer *p)
+void th_peer_join(th_peer *p)
 {
     int r = pthread_join(p->tid, NULL);
     ck_assert_msg(r == 0, "pthread_join: %s", strerror(r));
@@ -360,7 +440,7 @@ void tk_peer_join(tk_peer *p)
     ck_assert_msg(p->err[0] == '\0', "peer thread: %s", p->err);
 }
 
-void tk_peer_fail(tk_peer *p, const char *fmt, ...)
+void th_peer_fail(th_peer *p, const char *fmt, ...)
 {
     if (p->err[0] != '\0')
         return;
@@ -372,7 +452,7 @@ void tk_peer_fail(tk_peer *p, const char *fmt, ...)
         snprintf(p->err, sizeof p->err, "failed");
 }
 
-pid_t tk_gettid(void)
+pid_t th_gettid(void)
 {
     return gettid();
 }
@@ -396,22 +476,21 @@ static char thread_state(pid_t tid)
     return p[2];
 }
 
-bool tk_wait_thread_sleeping(pid_t tid, int timeout_ms)
+bool th_wait_thread_sleeping(pid_t tid, int timeout_ms)
 {
-    int64_t end = tk_now_ms() + timeout_ms;
+    int64_t end = th_now_ms() + timeout_ms;
     for (;;) {
         if (thread_state(tid) == 'S')
             return true;
-        if (tk_now_ms() >= end)
+        if (th_now_ms() >= end)
             return false;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        th_pause_ms(1);
     }
 }
 
 /* ---- data ---- */
 
-void tk_fill(void *buf, size_t len, uint64_t seed, uint64_t offset)
+void th_fill(void *buf, size_t len, uint64_t seed, uint64_t offset)
 {
     unsigned char *p = buf;
     for (size_t i = 0; i < len; i++) {
@@ -422,7 +501,7 @@ void tk_fill(void *buf, size_t len, uint64_t seed, uint64_t offset)
     }
 }
 
-uint64_t tk_fnv(uint64_t h, const void *buf, size_t len)
+uint64_t th_fnv(uint64_t h, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     for (size_t i = 0; i < len; i++) {
@@ -430,6 +509,71 @@ uint64_t tk_fnv(uint64_t h, const void *buf, size_t len)
         h *= UINT64_C(0x100000001b3);
     }
     return h;
+}
+
+void *th_pattern(size_t len, uint64_t seed)
+{
+    void *p = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(p);
+    th_fill(p, len, seed, 0);
+    return p;
+}
+
+/* ---- threads of this process ---- */
+
+/* Runtimes start helper threads lazily on the first pthread_create (the
+ * ThreadSanitizer background thread): start and join one thread first so
+ * they already exist when the baseline is taken. */
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+void th_warm_up_threads(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) == 0)
+        pthread_join(t, NULL);
+}
+
+int th_count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* A thread that pthread_join() has reaped can still be listed in
+ * /proc/self/task for a moment (the kernel wakes the joiner before the task
+ * is gone; under Valgrind the moment is long). There is no event to wait
+ * for, so these two poll the count briefly, bounded. */
+int th_stable_thread_count(void)
+{
+    int last = th_count_threads(), same = 0;
+    for (int i = 0; i < 400 && same < 4; i++) {
+        th_pause_ms(5);
+        int now = th_count_threads();
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
+int th_wait_thread_count(int want)
+{
+    int now = th_count_threads();
+    for (int i = 0; i < 1000 && now != want; i++) {
+        th_pause_ms(5);
+        now = th_count_threads();
+    }
+    return now;
 }
 
 /* ---- private network namespace ---- */
@@ -477,7 +621,7 @@ static void map_uid(uid_t uid)
     close(fd);
 }
 
-bool tk_enter_private_netns(void)
+bool th_enter_private_netns(void)
 {
     start_netns_ino = netns_ino();
     if (start_netns_ino == 0)
@@ -494,12 +638,12 @@ bool tk_enter_private_netns(void)
     return true;
 }
 
-bool tk_in_private_netns(void)
+bool th_in_private_netns(void)
 {
     return netns_entered && start_netns_ino != 0 && netns_ino() != start_netns_ino;
 }
 
-socklen_t tk_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss)
+socklen_t th_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
     if (family == AF_INET) {
@@ -514,4 +658,60 @@ socklen_t tk_loopback_sockaddr(int family, int port, struct sockaddr_storage *ss
     a->sin6_port = htons((uint16_t)port);
     a->sin6_addr = in6addr_loopback;
     return sizeof *a;
+}
+
+/* ---- private mount namespace ---- */
+
+/* "none" rather than NULL for the unused source and type: Valgrind checks
+ * them as strings. */
+static bool make_root_private(void)
+{
+    return mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+/* In a chroot, "/" is a directory inside some mount, often a shared one: it
+ * cannot be made private, and a mount made on it (even "/" bound onto
+ * itself) propagates to that mount's peers, outside this namespace. So:
+ * clone the tree under "/" (a detached copy), make /proc's mount private
+ * (the test needs /proc anyway) and attach the copy over it, where the
+ * attach propagates nowhere; then make the copy our root and private. */
+static bool enter_private_root_copy(void)
+{
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return false;
+    int t = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (t < 0)
+        return false;
+    bool ok = mount("none", "/proc", "none", MS_PRIVATE, NULL) == 0 &&
+              move_mount(t, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) == 0 &&
+              fchdir(t) == 0 && chroot(".") == 0;
+    close(t);
+    return ok && make_root_private() && chdir(cwd) == 0;
+}
+
+bool th_enter_private_mountns(void)
+{
+    if (unshare(CLONE_NEWNS) != 0)
+        return false;
+    return make_root_private() || enter_private_root_copy();
+}
+
+bool th_replace_file(const char *path, const char *text)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    const char *dir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/tcpkit-test-file-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fchmod(fd, 0644) == 0;
+    close(fd);
+    ok = ok && mount(tmp, path, "none", MS_BIND, NULL) == 0;
+    unlink(tmp); /* the bind mount keeps the file alive */
+    return ok;
 }

@@ -1,24 +1,68 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The whole test suite, as CI runs it (.ci/run calls this script).
+# The whole test suite, as CI runs it (.ci/run calls this script with no
+# arguments), or the stages you name. See usage() or run it with -h.
 #
-#   bash tests/run-suite.sh
-#
-# Installs what it needs on Debian 12 (as root), builds with -Werror, runs
-# every Check suite, then runs the suite again under AddressSanitizer+UBSan
-# and under Valgrind memcheck, in a build without TLS (-Dtls=disabled), the threaded tests under ThreadSanitizer, and
-# each libFuzzer target for 30 s. Ends with one line "N passed, M failed"
-# counted from meson's test logs, and exits non-zero if M > 0 or N == 0.
+# Installs what it needs on Debian 12 (as root, unless --no-install),
+# builds with -Werror, runs every Check suite (plain), then the suite again
+# under AddressSanitizer+UBSan (asan) and under Valgrind memcheck
+# (valgrind), in a build without OpenSSL (notls), the threaded tests
+# under ThreadSanitizer (tsan), and each
+# libFuzzer target for 30 s (fuzz). Ends with a line "K skipped" and then
+# the last line "N passed, M failed", counted from meson's test logs; exits
+# non-zero if M > 0 or N == 0. Temporary files go to build-suite/tmp
+# (TMPDIR), removed at the end: nothing is left in /tmp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 out=${TCPKIT_BUILD_ROOT:-$top/build-suite}
+all_stages=(plain asan valgrind notls tsan fuzz)
+
+usage() {
+    cat <<EOF
+usage: tests/run-suite.sh [--no-install] [STAGE]...
+Runs the named stages of the test suite, in this order (all by default):
+  plain     build with -Werror and run every test (meson test)
+  asan      the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+  valgrind  the tests again under Valgrind memcheck (uses the plain build)
+  notls     a build without OpenSSL (-Dtls=disabled) and its tests
+  tsan      the threaded tests (suite 'threads') under ThreadSanitizer
+  fuzz      each libFuzzer target for \$TCPKIT_FUZZ_SECONDS (30) seconds (clang)
+Options:
+  --no-install  do not apt-get install the build dependencies (otherwise
+                done when running as root on Debian)
+  -h, --help    print this help and exit
+Build directories go under \$TCPKIT_BUILD_ROOT (default build-suite/).
+The last line of output is "N passed, M failed"; the exit status is
+non-zero if M > 0 or N == 0. One test: meson test -C build-suite/plain NAME.
+EOF
+}
+
+install=1
+stages=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h | --help) usage; exit 0 ;;
+        --no-install) install=0 ;;
+        plain | asan | valgrind | notls | tsan | fuzz) stages+=("$1") ;;
+        *) echo "run-suite.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
+
+# wanted STAGE: true if STAGE was asked for.
+wanted() {
+    local s
+    for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
 
 install_deps() {
     local pkgs=(meson ninja-build gcc g++ pkg-config check doxygen graphviz abigail-tools
                 valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
-                procps libssl-dev openssl nginx-light curl)
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                procps netbase libssl-dev openssl nginx-light curl)
+    if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
@@ -59,7 +103,8 @@ for log in sorted(pathlib.Path(sys.argv[1]).glob('*/meson-logs/testlog*.json')):
             skipped += 1
         else:
             failed += 1
-print(f"{passed} passed, {failed} failed, {skipped} skipped")
+print(f"{skipped} skipped")
+print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)
 PY
 }
@@ -67,25 +112,43 @@ PY
 install_deps
 mkdir -p "$out"
 rm -rf "$out"/*/meson-logs
+# Every temporary file of the build and the tests (compilers, mktemp,
+# Python's tempfile, Valgrind) goes here, and goes away with it.
+export TMPDIR=$out/tmp
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
+trap 'rm -rf "$TMPDIR"' EXIT
 
-setup plain
-run_tests plain
+if wanted plain || wanted valgrind; then
+    setup plain
+fi
+if wanted plain; then
+    run_tests plain
+fi
 
-setup asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=true
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests asan --no-suite nosan
+if wanted asan; then
+    setup asan -Db_sanitize=address,undefined -Db_lundef=false -Dexamples=true
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        run_tests asan --no-suite nosan
+fi
 
-run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
+if wanted valgrind; then
+    run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
+fi
 
 # A build without OpenSSL (-Dtls=disabled): every TLS function must say
 # TCPKIT_ENOTSUP and everything else must still pass.
-setup notls -Dtls=disabled -Ddocs=disabled
-run_tests notls
+if wanted notls; then
+    setup notls -Dtls=disabled -Ddocs=disabled
+    run_tests notls
+fi
 
 # ThreadSanitizer: the threaded tests (suite 'threads': tcpkit_serve and its
 # fault tests).
-setup tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false -Ddocs=disabled
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_tests tsan --suite threads
+if wanted tsan; then
+    setup tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false -Ddocs=disabled
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_tests tsan --suite threads
+fi
 
 # Fuzzing: clang + libFuzzer (tests/fuzz, doc/fuzzing.md), each target for
 # TCPKIT_FUZZ_SECONDS (30 s). Only the fuzz targets are built with clang. A
@@ -102,10 +165,12 @@ fuzz_stage() {
     rm -rf "$dir"
     CC=$cc meson setup "$dir" --werror -Dtests=enabled -Dexamples=false -Ddocs=disabled \
         >"$out/fuzz.setup.log" 2>&1 || { cat "$out/fuzz.setup.log"; fuzz_failed "setup failed"; return; }
-    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-args tests/fuzz/fuzz-tls >"$out/fuzz.build.log" 2>&1 ||
+    meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-msg tests/fuzz/fuzz-args tests/fuzz/fuzz-tls >"$out/fuzz.build.log" 2>&1 ||
         { cat "$out/fuzz.build.log"; fuzz_failed "libFuzzer targets did not build"; return; }
     run_tests fuzz --suite fuzz --no-rebuild
 }
-fuzz_stage
+if wanted fuzz; then
+    fuzz_stage
+fi
 
 count_results

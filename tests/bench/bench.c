@@ -181,7 +181,7 @@ static bool raw_recv_exact(int fd, void *buf, size_t len)
     return true;
 }
 
-static tcpkit_listener *tk_listen_lo(char *port, size_t cap)
+static tcpkit_listener *lib_listen_lo(char *port, size_t cap)
 {
     tcpkit_listener *l;
     tcpkit_err e = tcpkit_listen(&l, "127.0.0.1", "0", NULL);
@@ -191,7 +191,7 @@ static tcpkit_listener *tk_listen_lo(char *port, size_t cap)
     return l;
 }
 
-static tcpkit_conn *tk_connect_lo(const char *port)
+static tcpkit_conn *lib_connect_lo(const char *port)
 {
     tcpkit_conn *c;
     tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", port, NULL);
@@ -244,8 +244,8 @@ static double bulk_run(bool tk, size_t total, size_t bufsize)
     pin_to_cpu(0);
     if (tk) {
         char port[16];
-        tcpkit_listener *l = tk_listen_lo(port, sizeof port);
-        tcpkit_conn *c = tk_connect_lo(port);
+        tcpkit_listener *l = lib_listen_lo(port, sizeof port);
+        tcpkit_conn *c = lib_connect_lo(port);
         tcpkit_err e = tcpkit_accept(l, &b.tc, -1);
         if (e != TCPKIT_OK)
             die_tk("accept", e);
@@ -289,7 +289,7 @@ static double bulk_run(bool tk, size_t total, size_t bufsize)
 
 /* ---- echo servers in a child process ---- */
 
-static void tk_echo(tcpkit_conn *c, void *arg)
+static void lib_echo(tcpkit_conn *c, void *arg)
 {
     (void)arg;
     char buf[4096];
@@ -352,12 +352,12 @@ static struct child server_start(bool tk, bool pin)
             pin_to_cpu(1);
         int port;
         if (tk) {
-            tcpkit_listener *l = tk_listen_lo(ch.port, sizeof ch.port);
+            tcpkit_listener *l = lib_listen_lo(ch.port, sizeof ch.port);
             port = tcpkit_listener_port(l);
             if (write(pfd[1], &port, sizeof port) != sizeof port)
                 _exit(2);
             close(pfd[1]);
-            tcpkit_err e = tcpkit_serve(l, tk_echo, NULL, 4096);
+            tcpkit_err e = tcpkit_serve(l, lib_echo, NULL, 4096);
             _exit(e == TCPKIT_OK ? 0 : 2);
         }
         int lfd = raw_listen(&port);
@@ -411,7 +411,7 @@ static void latency_run(bool tk, int iters, double *p50, double *p99)
     tcpkit_conn *c = NULL;
     int fd = -1;
     if (tk)
-        c = tk_connect_lo(ch.port);
+        c = lib_connect_lo(ch.port);
     else
         fd = raw_connect(atoi(ch.port));
     for (int i = -warm; i < iters; i++) {
@@ -549,7 +549,7 @@ static double connrate_run(bool tk, int n)
     char port[16];
     int rport = 0;
     if (tk)
-        a.l = tk_listen_lo(port, sizeof port);
+        a.l = lib_listen_lo(port, sizeof port);
     else
         a.lfd = raw_listen(&rport);
     pthread_t tid;
@@ -557,7 +557,7 @@ static double connrate_run(bool tk, int n)
     pthread_create(&tid, NULL, tk ? accept_tk : accept_raw, &a);
     for (int i = 0; i < n; i++) {
         if (tk)
-            tcpkit_close(tk_connect_lo(port));
+            tcpkit_close(lib_connect_lo(port));
         else
             close(raw_connect(rport));
     }
@@ -620,10 +620,10 @@ static bool wanted(const struct config *cfg, const char *scenario)
 }
 
 /* One round: every scenario, libtcpkit and raw, in the order given. */
-static void round_run(const struct config *cfg, bool tk_first)
+static void round_run(const struct config *cfg, bool lib_first)
 {
     for (int k = 0; k < 2; k++) {
-        bool tk = (k == 0) == tk_first;
+        bool tk = (k == 0) == lib_first;
         if ((cfg->variant == 1 && !tk) || (cfg->variant == 2 && tk))
             continue;
         if (wanted(cfg, "bulk")) {

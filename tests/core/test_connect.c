@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,38 +43,6 @@ static int bound_not_listening(const char *ip, int *port)
     return fd;
 }
 
-/* Connects to host:port of l, accepts, and checks one byte goes through. */
-static void connect_and_exchange(tcpkit_listener *l, const char *host, const tcpkit_opts *o)
-{
-    char port[16];
-    tk_port_str(l, port, sizeof port);
-    tcpkit_conn *c = NULL, *s = NULL;
-    tcpkit_err e = tcpkit_connect(&c, host, port, o);
-    ck_assert_msg(e == TCPKIT_OK, "connect %s:%s: %s (%s)", host, port, tcpkit_strerror(e),
-                  tcpkit_last_error());
-    ck_assert_ptr_nonnull(c);
-    e = tcpkit_accept(l, &s, 10000 * tk_time_scale());
-    ck_assert_msg(e == TCPKIT_OK, "accept: %s", tcpkit_last_error());
-    ck_assert_int_eq(tcpkit_send_all(c, "k", 1, NULL), TCPKIT_OK);
-    char b;
-    size_t got = 0;
-    ck_assert_int_eq(tcpkit_recv(s, &b, 1, &got), TCPKIT_OK);
-    ck_assert_uint_eq(got, 1);
-    ck_assert_int_eq(b, 'k');
-    tcpkit_close(c);
-    tcpkit_close(s);
-}
-
-static bool localhost_has(int family)
-{
-    struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo("localhost", NULL, &hints, &res) != 0)
-        return false;
-    freeaddrinfo(res);
-    return true;
-}
-
 /* ---- refused ---- */
 
 START_TEST(refused_fast_with_message)
@@ -85,14 +52,14 @@ START_TEST(refused_fast_with_message)
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_conn *c = (tcpkit_conn *)&port; /* must be overwritten with NULL */
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", ps, NULL);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     close(hold);
     ck_assert_msg(e == TCPKIT_EREFUSED, "got %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_ptr_null(c);
     /* Refusal on loopback is immediate: no fallback delay, no retry. */
-    ck_assert_msg(el < 200 * tk_time_scale(), "refused after %lld ms", (long long)el);
+    ck_assert_msg(el < 200 * th_time_scale(), "refused after %lld ms", (long long)el);
     ck_assert_int_eq(tcpkit_last_errno(), ECONNREFUSED);
     const char *m = tcpkit_last_error();
     char attempt[64];
@@ -126,21 +93,8 @@ END_TEST
 
 START_TEST(localhost_reaches_ipv4_listener)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
-    connect_and_exchange(l, "localhost", NULL);
-    tcpkit_listener_close(l);
-}
-END_TEST
-
-START_TEST(localhost_reaches_ipv6_listener)
-{
-    if (!tk_have_ipv6() || !localhost_has(AF_INET6)) {
-        fprintf(stderr, "SKIP localhost_reaches_ipv6_listener: localhost has no IPv6 address "
-                        "here\n");
-        return;
-    }
-    tcpkit_listener *l = tk_listen_loopback("::1");
-    connect_and_exchange(l, "localhost", NULL);
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
+    th_connect_exchange(l, "localhost", NULL);
     tcpkit_listener_close(l);
 }
 END_TEST
@@ -150,9 +104,9 @@ END_TEST
 START_TEST(connect_timeout_full_backlog)
 {
     int port;
-    int lfd = tk_raw_listen("127.0.0.1", 1, &port);
+    int lfd = th_raw_listen("127.0.0.1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("127.0.0.1", port, fds, 32);
+    int n = th_fill_backlog("127.0.0.1", port, fds, 32);
 
     tcpkit_opts *o = NULL;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
@@ -161,18 +115,18 @@ START_TEST(connect_timeout_full_backlog)
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_connect(&c, "127.0.0.1", ps, o);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", tcpkit_last_error());
 
     /* Timeout 0: one attempt that does not wait. */
     ck_assert_int_eq(tcpkit_opts_set_connect_timeout(o, 0), TCPKIT_OK);
     tcpkit_conn *c0 = NULL;
-    int64_t t1 = tk_now_ms();
+    int64_t t1 = th_now_ms();
     tcpkit_err e0 = tcpkit_connect(&c0, "127.0.0.1", ps, o);
-    int64_t el0 = tk_now_ms() - t1;
+    int64_t el0 = th_now_ms() - t1;
     tcpkit_opts_free(o);
     for (int i = 0; i < n; i++)
         close(fds[i]);
@@ -181,13 +135,13 @@ START_TEST(connect_timeout_full_backlog)
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "got %s (%s)", tcpkit_strerror(e), msg);
     ck_assert_ptr_null(c);
     ck_assert_msg(el >= timeout - 5, "gave up after %lld ms, timeout %d", (long long)el, timeout);
-    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms, timeout %d", (long long)el,
+    ck_assert_msg(el < timeout + 1500 * th_time_scale(), "took %lld ms, timeout %d", (long long)el,
                   timeout);
     ck_assert_msg(strstr(msg, "127.0.0.1") != NULL, "attempt missing from: %s", msg);
 
     ck_assert_msg(e0 == TCPKIT_ETIMEDOUT, "timeout 0: got %s", tcpkit_strerror(e0));
     ck_assert_ptr_null(c0);
-    ck_assert_msg(el0 < 200 * tk_time_scale(), "timeout 0 took %lld ms", (long long)el0);
+    ck_assert_msg(el0 < 200 * th_time_scale(), "timeout 0 took %lld ms", (long long)el0);
 }
 END_TEST
 
@@ -195,25 +149,25 @@ END_TEST
 
 START_TEST(literal_ipv4)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
-    connect_and_exchange(l, "127.0.0.1", NULL);
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
+    th_connect_exchange(l, "127.0.0.1", NULL);
     tcpkit_listener_close(l);
 }
 END_TEST
 
 START_TEST(literal_ipv6)
 {
-    if (!tk_have_ipv6()) {
-        fprintf(stderr, "SKIP literal_ipv6: no IPv6 on this host\n");
+    if (!th_have_ipv6()) {
+        th_skip("literal_ipv6: no IPv6 on this host");
         return;
     }
-    tcpkit_listener *l = tk_listen_loopback("::1");
-    connect_and_exchange(l, "::1", NULL);
+    tcpkit_listener *l = th_listen_loopback("::1");
+    th_connect_exchange(l, "::1", NULL);
     /* Brackets are tolerated. */
-    connect_and_exchange(l, "[::1]", NULL);
+    th_connect_exchange(l, "[::1]", NULL);
     char peer[TCPKIT_ADDRSTRLEN];
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_conn *c = NULL;
     ck_assert_int_eq(tcpkit_connect(&c, "::1", port, NULL), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_conn_peer(c, peer, sizeof peer), TCPKIT_OK);
@@ -240,20 +194,20 @@ START_TEST(family_restriction)
 {
     tcpkit_opts *v4 = family_opts(TCPKIT_FAMILY_IPV4);
     tcpkit_opts *v6 = family_opts(TCPKIT_FAMILY_IPV6);
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
 
     /* A literal of the excluded family is tested in test_resolve.c, inside
      * a private network namespace: a resolver may treat it as a name. */
     /* localhost restricted to IPv4 reaches the IPv4 listener. */
-    connect_and_exchange(l, "localhost", v4);
-    connect_and_exchange(l, "127.0.0.1", v4);
+    th_connect_exchange(l, "localhost", v4);
+    th_connect_exchange(l, "127.0.0.1", v4);
     tcpkit_listener_close(l);
 
-    if (tk_have_ipv6()) {
-        tcpkit_listener *l6 = tk_listen_loopback("::1");
-        connect_and_exchange(l6, "::1", v6);
+    if (th_have_ipv6()) {
+        tcpkit_listener *l6 = th_listen_loopback("::1");
+        th_connect_exchange(l6, "::1", v6);
         tcpkit_listener_close(l6);
     }
     tcpkit_opts_free(v4);
@@ -302,7 +256,7 @@ END_TEST
 START_TEST(conn_addresses)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     char cl[TCPKIT_ADDRSTRLEN], cp[TCPKIT_ADDRSTRLEN], sl[TCPKIT_ADDRSTRLEN], sp[TCPKIT_ADDRSTRLEN];
     ck_assert_int_eq(tcpkit_conn_local(c, cl, sizeof cl), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_conn_peer(c, cp, sizeof cp), TCPKIT_OK);
@@ -328,30 +282,29 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("core-connect");
-    TCase *tc = tk_tcase("refused", 10);
+    TCase *tc = th_tcase("refused", 10);
     tcase_add_test(tc, refused_fast_with_message);
     tcase_add_test(tc, refused_localhost_lists_attempts);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("localhost", 10);
+    tc = th_tcase("localhost", 10);
     tcase_add_test(tc, localhost_reaches_ipv4_listener);
-    tcase_add_test(tc, localhost_reaches_ipv6_listener);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("timeout", 20);
+    tc = th_tcase("timeout", 20);
     tcase_add_test(tc, connect_timeout_full_backlog);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("literals", 10);
+    tc = th_tcase("literals", 10);
     tcase_add_test(tc, literal_ipv4);
     tcase_add_test(tc, literal_ipv6);
     tcase_add_test(tc, family_restriction);
     tcase_add_test(tc, conn_addresses);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("arguments", 10);
+    tc = th_tcase("arguments", 10);
     tcase_add_test(tc, bad_ports);
     tcase_add_test(tc, bad_hosts);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -12,26 +12,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bound_scale(int ms)
-{
-    return ms * tk_time_scale();
-}
-
 /* ---- 64 MiB round trip ---- */
 
 static size_t bulk_size(void)
 {
     /* Scaled down, not off, where every byte is instrumented. */
-    return tk_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
+    return th_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
 }
 
 /* Echoes everything on p->conn until EOF, then half-closes. */
-static void echo_fn(tk_peer *p)
+static void echo_fn(th_peer *p)
 {
     size_t cap = 256 * 1024;
     char *buf = malloc(cap);
     if (buf == NULL) {
-        tk_peer_fail(p, "malloc");
+        th_peer_fail(p, "malloc");
         return;
     }
     for (;;) {
@@ -40,45 +35,45 @@ static void echo_fn(tk_peer *p)
         if (e == TCPKIT_EOF)
             break;
         if (e != TCPKIT_OK) {
-            tk_peer_fail(p, "echo recv: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
+            th_peer_fail(p, "echo recv: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
             break;
         }
         p->result += (int64_t)got;
         size_t sent = 0;
         e = tcpkit_send_all(p->conn, buf, got, &sent);
         if (e != TCPKIT_OK || sent != got) {
-            tk_peer_fail(p, "echo send: %s, %zu of %zu", tcpkit_strerror(e), sent, got);
+            th_peer_fail(p, "echo send: %s, %zu of %zu", tcpkit_strerror(e), sent, got);
             break;
         }
     }
     tcpkit_err e = tcpkit_close_write(p->conn);
     if (e != TCPKIT_OK)
-        tk_peer_fail(p, "close_write: %s", tcpkit_strerror(e));
+        th_peer_fail(p, "close_write: %s", tcpkit_strerror(e));
     free(buf);
 }
 
 /* Sends arg (a size_t *) bytes of pattern in uneven chunks, sums them, then
  * half-closes. */
-static void sender_fn(tk_peer *p)
+static void sender_fn(th_peer *p)
 {
     size_t total = *(size_t *)p->arg;
     size_t chunk_max = 1 << 20;
     char *buf = malloc(chunk_max);
     if (buf == NULL) {
-        tk_peer_fail(p, "malloc");
+        th_peer_fail(p, "malloc");
         return;
     }
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     size_t off = 0;
     size_t step = 12345;
     while (off < total) {
         size_t n = step < total - off ? step : total - off;
-        tk_fill(buf, n, 7, off);
-        h = tk_fnv(h, buf, n);
+        th_fill(buf, n, 7, off);
+        h = th_fnv(h, buf, n);
         size_t sent = 0;
         tcpkit_err e = tcpkit_send_all(p->conn, buf, n, &sent);
         if (e != TCPKIT_OK || sent != n) {
-            tk_peer_fail(p, "send at %zu: %s, %zu of %zu", off, tcpkit_strerror(e), sent, n);
+            th_peer_fail(p, "send at %zu: %s, %zu of %zu", off, tcpkit_strerror(e), sent, n);
             break;
         }
         off += n;
@@ -88,7 +83,7 @@ static void sender_fn(tk_peer *p)
     p->result = (int64_t)off;
     tcpkit_err e = tcpkit_close_write(p->conn);
     if (e != TCPKIT_OK)
-        tk_peer_fail(p, "close_write: %s", tcpkit_strerror(e));
+        th_peer_fail(p, "close_write: %s", tcpkit_strerror(e));
     p->conn = NULL; /* owned by the test */
     free(buf);
 }
@@ -97,18 +92,18 @@ START_TEST(round_trip_64mib)
 {
     size_t total = bulk_size();
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
-    tk_peer echo = {.fd = -1, .conn = s};
-    tk_peer_start(&echo, echo_fn);
-    tk_peer send = {.fd = -1, .conn = c, .arg = &total};
-    tk_peer_start(&send, sender_fn);
+    th_pair(&c, &s);
+    th_peer echo = {.fd = -1, .conn = s};
+    th_peer_start(&echo, echo_fn);
+    th_peer send = {.fd = -1, .conn = c, .arg = &total};
+    th_peer_start(&send, sender_fn);
 
     /* This thread receives while the sender thread sends on the same conn. */
     size_t cap = 1 << 20;
     char *buf = malloc(cap);
     char *want = malloc(cap);
     ck_assert(buf != NULL && want != NULL);
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     size_t off = 0;
     while (off < total) {
         size_t n = cap < total - off ? cap : total - off;
@@ -117,16 +112,16 @@ START_TEST(round_trip_64mib)
         ck_assert_msg(e == TCPKIT_OK, "recv_exact at %zu: %s (%s)", off, tcpkit_strerror(e),
                       tcpkit_last_error());
         ck_assert_uint_eq(got, n);
-        tk_fill(want, n, 7, off);
+        th_fill(want, n, 7, off);
         ck_assert_msg(memcmp(buf, want, n) == 0, "data differs in block at %zu", off);
-        h = tk_fnv(h, buf, n);
+        h = th_fnv(h, buf, n);
         off += n;
     }
     size_t got = 99;
     ck_assert_int_eq(tcpkit_recv(c, buf, cap, &got), TCPKIT_EOF);
     ck_assert_uint_eq(got, 0);
-    tk_peer_join(&send);
-    tk_peer_join(&echo);
+    th_peer_join(&send);
+    th_peer_join(&echo);
     ck_assert_uint_eq((uint64_t)send.result, total);
     ck_assert_uint_eq((uint64_t)echo.result, total);
     ck_assert_msg(send.sum == h, "checksum: sent %llx, received %llx", (unsigned long long)send.sum,
@@ -142,7 +137,7 @@ END_TEST
 /* Sends data to the raw socket and closes it (or only half-closes). */
 static void raw_send_and_close(int fd, const void *data, size_t len)
 {
-    ck_assert_uint_eq(tk_raw_send_all(fd, data, len), len);
+    ck_assert_uint_eq(th_raw_send_all(fd, data, len), len);
     close(fd);
 }
 
@@ -150,7 +145,7 @@ START_TEST(recv_exact_eof_mid_message)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     raw_send_and_close(fd, "0123456789", 10);
     char buf[100];
     memset(buf, 0, sizeof buf);
@@ -171,9 +166,9 @@ START_TEST(recv_all_until_eof)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     char msg[3000];
-    tk_fill(msg, sizeof msg, 1, 0);
+    th_fill(msg, sizeof msg, 1, 0);
     raw_send_and_close(fd, msg, sizeof msg);
     void *data = NULL;
     size_t len = 0;
@@ -197,7 +192,7 @@ START_TEST(recv_all_empty_stream)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     close(fd);
     void *data = (void *)&data;
     size_t len = 99;
@@ -214,9 +209,9 @@ START_TEST(recv_all_over_cap)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     char msg[5000];
-    tk_fill(msg, sizeof msg, 2, 0);
+    th_fill(msg, sizeof msg, 2, 0);
     raw_send_and_close(fd, msg, sizeof msg);
     const size_t max = 1000;
     void *data = NULL;
@@ -235,20 +230,20 @@ START_TEST(recv_all_toobig_without_eof)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     const size_t max = 100;
     char msg[101];
-    tk_fill(msg, sizeof msg, 3, 0);
-    ck_assert_uint_eq(tk_raw_send_all(fd, msg, sizeof msg), sizeof msg);
+    th_fill(msg, sizeof msg, 3, 0);
+    ck_assert_uint_eq(th_raw_send_all(fd, msg, sizeof msg), sizeof msg);
     /* The peer stays open: waiting for EOF would run into the timeout. */
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(3000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(3000)), TCPKIT_OK);
     void *data = NULL;
     size_t len = 0;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_recv_all(c, &data, &len, max);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     ck_assert_msg(e == TCPKIT_ETOOBIG, "got %s", tcpkit_strerror(e));
-    ck_assert_msg(el < bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < th_bound_ms(1000), "took %lld ms", (long long)el);
     ck_assert_uint_eq(len, max);
     ck_assert_int_eq(memcmp(data, msg, max), 0);
     ck_assert_int_eq(((char *)data)[max], '\0');
@@ -262,8 +257,8 @@ START_TEST(recv_all_timeout_keeps_data)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
-    ck_assert_uint_eq(tk_raw_send_all(fd, "abcde", 5), 5);
+    th_pair_raw(&c, &fd);
+    ck_assert_uint_eq(th_raw_send_all(fd, "abcde", 5), 5);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 100), TCPKIT_OK);
     void *data = NULL;
     size_t len = 0;
@@ -283,7 +278,7 @@ START_TEST(recv_line_crlf_and_partial_last)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     const char *msg = "hello\r\na\n\nlast-no-newline";
     raw_send_and_close(fd, msg, strlen(msg));
     char buf[64];
@@ -312,7 +307,7 @@ START_TEST(recv_line_over_cap)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     const char *msg = "0123456789abcdef\nrest\n";
     raw_send_and_close(fd, msg, strlen(msg));
     char buf[64];
@@ -336,7 +331,7 @@ START_TEST(recv_line_cap_one)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     raw_send_and_close(fd, "x\n", 2);
     char buf[4] = "zzz";
     size_t len = 99;
@@ -355,13 +350,13 @@ START_TEST(recv_line_mixed_with_other_receives)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     char body[2000];
-    tk_fill(body, sizeof body, 4, 0);
+    th_fill(body, sizeof body, 4, 0);
     for (size_t i = 0; i < sizeof body; i++)
         if (body[i] == '\n')
             body[i] = 'n';
-    ck_assert_uint_eq(tk_raw_send_all(fd, "L1\n", 3), 3);
+    ck_assert_uint_eq(th_raw_send_all(fd, "L1\n", 3), 3);
     raw_send_and_close(fd, body, sizeof body);
 
     char line[16];
@@ -393,9 +388,9 @@ START_TEST(recv_line_then_recv_gets_buffer)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     /* Two lines in one segment: the second is read ahead. */
-    ck_assert_uint_eq(tk_raw_send_all(fd, "one\ntwo\n", 8), 8);
+    ck_assert_uint_eq(th_raw_send_all(fd, "one\ntwo\n", 8), 8);
     char buf[64];
     size_t len = 0;
     ck_assert_int_eq(tcpkit_recv_line(c, buf, sizeof buf, &len), TCPKIT_OK);
@@ -418,7 +413,7 @@ END_TEST
 START_TEST(half_close)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(c, "request", 7, NULL), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_close_write(c), TCPKIT_OK);
     void *data = NULL;
@@ -440,19 +435,19 @@ END_TEST
 /* ---- resets ---- */
 
 /* Reads arg (size_t *) bytes from the raw socket, then resets it. */
-static void read_then_abort_fn(tk_peer *p)
+static void read_then_abort_fn(th_peer *p)
 {
     size_t want = *(size_t *)p->arg;
     char *buf = malloc(want);
     if (buf == NULL) {
-        tk_peer_fail(p, "malloc");
+        th_peer_fail(p, "malloc");
         return;
     }
-    size_t got = tk_raw_recv_all(p->fd, buf, want);
+    size_t got = th_raw_recv_all(p->fd, buf, want);
     if (got != want)
-        tk_peer_fail(p, "read %zu of %zu", got, want);
+        th_peer_fail(p, "read %zu of %zu", got, want);
     p->result = (int64_t)got;
-    tk_raw_abort(p->fd);
+    th_raw_abort(p->fd);
     p->fd = -1;
     free(buf);
 }
@@ -461,17 +456,17 @@ START_TEST(send_into_reset_peer)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
-    size_t total = tk_under_valgrind() ? (size_t)16 << 20 : (size_t)32 << 20;
+    th_pair_raw(&c, &fd);
+    size_t total = th_under_valgrind() ? (size_t)16 << 20 : (size_t)32 << 20;
     size_t read_first = 100000;
     char *buf = malloc(total);
     ck_assert_ptr_nonnull(buf);
     memset(buf, 'r', total);
-    tk_peer p = {.fd = fd, .arg = &read_first};
-    tk_peer_start(&p, read_then_abort_fn);
+    th_peer p = {.fd = fd, .arg = &read_first};
+    th_peer_start(&p, read_then_abort_fn);
     size_t sent = 0;
     tcpkit_err e = tcpkit_send_all(c, buf, total, &sent);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     ck_assert_msg(e == TCPKIT_ERESET, "send_all: %s (%s)", tcpkit_strerror(e), tcpkit_last_error());
     ck_assert_msg(sent >= read_first && sent < total, "sent %zu of %zu", sent, total);
     int en = tcpkit_last_errno();
@@ -484,13 +479,13 @@ END_TEST
 START_TEST(abort_gives_peer_reset)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(s, "x", 1, NULL), TCPKIT_OK);
     char b;
     ck_assert_int_eq(tcpkit_recv(c, &b, 1, NULL), TCPKIT_OK);
     tcpkit_abort(s);
     size_t got = 99;
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(5000)), TCPKIT_OK);
     tcpkit_err e = tcpkit_recv(c, &b, 1, &got);
     ck_assert_msg(e == TCPKIT_ERESET, "recv after abort: %s", tcpkit_strerror(e));
     ck_assert_uint_eq(got, 0);
@@ -505,13 +500,13 @@ END_TEST
 START_TEST(abort_gives_peer_reset_in_recv_exact)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(s, "abc", 3, NULL), TCPKIT_OK);
     char buf[16];
     size_t got = 0;
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, 3, &got), TCPKIT_OK);
     tcpkit_abort(s);
-    ck_assert_int_eq(tcpkit_conn_set_timeout(c, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_conn_set_timeout(c, th_bound_ms(5000)), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_recv_exact(c, buf, 10, &got), TCPKIT_ERESET);
     ck_assert_uint_eq(got, 0);
     tcpkit_close(c);
@@ -522,7 +517,7 @@ END_TEST
 START_TEST(send_to_closed_peer_no_sigpipe)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     tcpkit_close(s);
     char buf[4096];
     memset(buf, 'p', sizeof buf);
@@ -544,7 +539,7 @@ END_TEST
 START_TEST(zero_length_send)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     size_t sent = 99;
     ck_assert_int_eq(tcpkit_send_all(c, NULL, 0, &sent), TCPKIT_OK);
     ck_assert_uint_eq(sent, 0);
@@ -564,7 +559,7 @@ END_TEST
 START_TEST(recv_returns_what_is_there)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_send_all(s, "abcdef", 6, NULL), TCPKIT_OK);
     char buf[64];
     size_t got = 0;
@@ -586,11 +581,11 @@ END_TEST
 START_TEST(timeout_zero_nothing_ready)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 0), TCPKIT_OK);
     char buf[16];
     size_t got = 99;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_recv(c, buf, sizeof buf, &got), TCPKIT_ETIMEDOUT);
     ck_assert_uint_eq(got, 0);
     got = 99;
@@ -603,7 +598,7 @@ START_TEST(timeout_zero_nothing_ready)
     ck_assert_int_eq(tcpkit_recv_all(c, &data, &len, 100), TCPKIT_ETIMEDOUT);
     ck_assert_uint_eq(len, 0);
     tcpkit_free(data);
-    ck_assert_msg(tk_now_ms() - t0 < bound_scale(100), "timeout 0 waited");
+    ck_assert_msg(th_now_ms() - t0 < th_bound_ms(100), "timeout 0 waited");
 
     /* A partial line stays buffered across a timeout. */
     ck_assert_int_eq(tcpkit_send_all(s, "par", 3, NULL), TCPKIT_OK);
@@ -622,7 +617,7 @@ END_TEST
 START_TEST(send_timeout_zero_reports_progress)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 0), TCPKIT_OK);
     /* More than the socket buffers hold, and the peer does not read. */
     size_t total = (size_t)64 << 20;
@@ -639,7 +634,7 @@ START_TEST(send_timeout_zero_reports_progress)
 END_TEST
 
 /* Sends one byte every 40 ms until its pipe (p->fd) is readable. */
-static void trickle_fn(tk_peer *p)
+static void trickle_fn(th_peer *p)
 {
     for (;;) {
         struct pollfd pf = {.fd = p->fd, .events = POLLIN};
@@ -657,25 +652,25 @@ static void trickle_fn(tk_peer *p)
 START_TEST(timeout_bounds_whole_call)
 {
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    tk_peer p = {.fd = pfd[0], .conn = s};
-    tk_peer_start(&p, trickle_fn);
+    th_peer p = {.fd = pfd[0], .conn = s};
+    th_peer_start(&p, trickle_fn);
     const int timeout = 300;
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, timeout), TCPKIT_OK);
     char buf[1000];
     size_t got = 0;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_recv_exact(c, buf, sizeof buf, &got);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     ck_assert_int_eq(write(pfd[1], "x", 1), 1);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     close(pfd[1]);
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "recv_exact: %s", tcpkit_strerror(e));
     ck_assert_msg(got >= 1 && got < sizeof buf, "got %zu", got);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(700), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(700), "took %lld ms", (long long)el);
     tcpkit_close(c);
 }
 END_TEST
@@ -683,11 +678,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("core-io");
-    TCase *tc = tk_tcase("bulk", 60);
+    TCase *tc = th_tcase("bulk", 60);
     tcase_add_test(tc, round_trip_64mib);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("bounded", 10);
+    tc = th_tcase("bounded", 10);
     tcase_add_test(tc, recv_exact_eof_mid_message);
     tcase_add_test(tc, recv_all_until_eof);
     tcase_add_test(tc, recv_all_empty_stream);
@@ -696,7 +691,7 @@ int main(void)
     tcase_add_test(tc, recv_all_timeout_keeps_data);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("lines", 10);
+    tc = th_tcase("lines", 10);
     tcase_add_test(tc, recv_line_crlf_and_partial_last);
     tcase_add_test(tc, recv_line_over_cap);
     tcase_add_test(tc, recv_line_cap_one);
@@ -704,7 +699,7 @@ int main(void)
     tcase_add_test(tc, recv_line_then_recv_gets_buffer);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("close", 20);
+    tc = th_tcase("close", 20);
     tcase_add_test(tc, half_close);
     tcase_add_test(tc, send_into_reset_peer);
     tcase_add_test(tc, abort_gives_peer_reset);
@@ -712,12 +707,12 @@ int main(void)
     tcase_add_test(tc, send_to_closed_peer_no_sigpipe);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("misc", 10);
+    tc = th_tcase("misc", 10);
     tcase_add_test(tc, zero_length_send);
     tcase_add_test(tc, recv_returns_what_is_there);
     tcase_add_test(tc, timeout_zero_nothing_ready);
     tcase_add_test(tc, send_timeout_zero_reports_progress);
     tcase_add_test(tc, timeout_bounds_whole_call);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

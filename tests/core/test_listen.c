@@ -13,18 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bound_scale(int ms)
-{
-    return ms * tk_time_scale();
-}
-
 /* A raw connect that reports failure instead of asserting. */
 static int try_raw_connect(int family, int port, int *err)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     struct sockaddr_storage ss;
-    socklen_t len = tk_loopback_sockaddr(family, port, &ss);
+    socklen_t len = th_loopback_sockaddr(family, port, &ss);
     if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
         *err = errno;
         close(fd);
@@ -57,7 +52,7 @@ static int sockopt_int(int fd, int level, int name)
 
 START_TEST(ephemeral_port_and_accessors)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int port = tcpkit_listener_port(l);
     ck_assert(port > 0 && port <= 65535);
     char addr[TCPKIT_ADDRSTRLEN], expect[64];
@@ -81,11 +76,11 @@ END_TEST
 
 START_TEST(ipv6_loopback_accessors)
 {
-    if (!tk_have_ipv6()) {
-        fprintf(stderr, "SKIP ipv6_loopback_accessors: no IPv6\n");
+    if (!th_have_ipv6()) {
+        th_skip("ipv6_loopback_accessors: no IPv6");
         return;
     }
-    tcpkit_listener *l = tk_listen_loopback("::1");
+    tcpkit_listener *l = th_listen_loopback("::1");
     char addr[TCPKIT_ADDRSTRLEN], expect[64];
     ck_assert_int_eq(tcpkit_listener_addr(l, addr, sizeof addr), TCPKIT_OK);
     snprintf(expect, sizeof expect, "[::1]:%d", tcpkit_listener_port(l));
@@ -99,15 +94,15 @@ START_TEST(all_interfaces_dual_stack)
 {
     const char *hosts[] = {NULL, "", "::"};
     for (int i = 0; i < 3; i++) {
-        tcpkit_listener *l = tk_listen_loopback(hosts[i]);
+        tcpkit_listener *l = th_listen_loopback(hosts[i]);
         int port = tcpkit_listener_port(l);
         char addr[TCPKIT_ADDRSTRLEN], expect[64];
         ck_assert_int_eq(tcpkit_listener_addr(l, addr, sizeof addr), TCPKIT_OK);
-        if (tk_have_ipv6())
+        if (th_have_ipv6())
             snprintf(expect, sizeof expect, "[::]:%d", port);
         else
             snprintf(expect, sizeof expect, "0.0.0.0:%d", port);
-        if (hosts[i] == NULL || hosts[i][0] == '\0' || tk_have_ipv6())
+        if (hosts[i] == NULL || hosts[i][0] == '\0' || th_have_ipv6())
             ck_assert_str_eq(addr, expect);
 
         /* An IPv4 client is accepted and shown as plain IPv4. */
@@ -115,7 +110,7 @@ START_TEST(all_interfaces_dual_stack)
         int cfd = try_raw_connect(AF_INET, port, &err);
         ck_assert_msg(cfd >= 0, "IPv4 connect to %s: %s", addr, strerror(err));
         tcpkit_conn *s = NULL;
-        ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+        ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
         char peer[TCPKIT_ADDRSTRLEN], local[TCPKIT_ADDRSTRLEN];
         ck_assert_int_eq(tcpkit_conn_peer(s, peer, sizeof peer), TCPKIT_OK);
         ck_assert_int_eq(tcpkit_conn_local(s, local, sizeof local), TCPKIT_OK);
@@ -126,10 +121,10 @@ START_TEST(all_interfaces_dual_stack)
         tcpkit_close(s);
         close(cfd);
 
-        if (tk_have_ipv6()) {
+        if (th_have_ipv6()) {
             cfd = try_raw_connect(AF_INET6, port, &err);
             ck_assert_msg(cfd >= 0, "IPv6 connect: %s", strerror(err));
-            ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+            ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
             ck_assert_int_eq(tcpkit_conn_peer(s, peer, sizeof peer), TCPKIT_OK);
             snprintf(expect, sizeof expect, "[::1]:%d", raw_local_port(cfd));
             ck_assert_str_eq(peer, expect);
@@ -143,14 +138,14 @@ END_TEST
 
 START_TEST(v6only_refuses_ipv4)
 {
-    if (!tk_have_ipv6()) {
-        fprintf(stderr, "SKIP v6only_refuses_ipv4: no IPv6\n");
+    if (!th_have_ipv6()) {
+        th_skip("v6only_refuses_ipv4: no IPv6");
         return;
     }
     tcpkit_opts *o = NULL;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_v6only(o, true), TCPKIT_OK);
-    tcpkit_listener *l = tk_listen_opts("::", o);
+    tcpkit_listener *l = th_listen_opts("::", o);
     tcpkit_opts_free(o);
     ck_assert_int_ne(sockopt_int(tcpkit_listener_fd(l), IPPROTO_IPV6, IPV6_V6ONLY), 0);
     int port = tcpkit_listener_port(l);
@@ -162,7 +157,7 @@ START_TEST(v6only_refuses_ipv4)
     cfd = try_raw_connect(AF_INET6, port, &err);
     ck_assert_msg(cfd >= 0, "IPv6 connect: %s", strerror(err));
     tcpkit_conn *s = NULL;
-    ck_assert_int_eq(tcpkit_accept(l, &s, bound_scale(5000)), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_accept(l, &s, th_bound_ms(5000)), TCPKIT_OK);
     tcpkit_close(s);
     close(cfd);
     tcpkit_listener_close(l);
@@ -171,9 +166,9 @@ END_TEST
 
 START_TEST(addr_in_use_and_reuseport)
 {
-    tcpkit_listener *l1 = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l1 = th_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(l1, port, sizeof port);
+    th_port_str(l1, port, sizeof port);
     tcpkit_listener *l2 = (tcpkit_listener *)&l2;
     tcpkit_err e = tcpkit_listen(&l2, "127.0.0.1", port, NULL);
     ck_assert_msg(e == TCPKIT_EADDRINUSE, "second listener: %s (%s)", tcpkit_strerror(e),
@@ -186,8 +181,8 @@ START_TEST(addr_in_use_and_reuseport)
     tcpkit_opts *o = NULL;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_reuseport(o, true), TCPKIT_OK);
-    l1 = tk_listen_opts("127.0.0.1", o);
-    tk_port_str(l1, port, sizeof port);
+    l1 = th_listen_opts("127.0.0.1", o);
+    th_port_str(l1, port, sizeof port);
     e = tcpkit_listen(&l2, "127.0.0.1", port, o);
     ck_assert_msg(e == TCPKIT_OK, "second reuseport listener: %s (%s)", tcpkit_strerror(e),
                   tcpkit_last_error());
@@ -258,16 +253,16 @@ static void check_small_caps(const char *name, addr_fn fn, const void *h)
 
 START_TEST(accessors_small_cap)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     check_small_caps("listener_addr", listener_addr_fn, l);
     tcpkit_listener_close(l);
-    if (tk_have_ipv6()) {
-        l = tk_listen_loopback("::1");
+    if (th_have_ipv6()) {
+        l = th_listen_loopback("::1");
         check_small_caps("listener_addr v6", listener_addr_fn, l);
         tcpkit_listener_close(l);
     }
     tcpkit_conn *c, *s;
-    tk_pair(&c, &s);
+    th_pair(&c, &s);
     check_small_caps("conn_peer", conn_peer_fn, c);
     check_small_caps("conn_local", conn_local_fn, c);
     check_small_caps("conn_peer server", conn_peer_fn, s);
@@ -280,11 +275,11 @@ END_TEST
 
 START_TEST(accept_timeout_zero)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     tcpkit_conn *s = (tcpkit_conn *)&s;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_accept(l, &s, 0), TCPKIT_ETIMEDOUT);
-    ck_assert_msg(tk_now_ms() - t0 < bound_scale(100), "timeout 0 waited");
+    ck_assert_msg(th_now_ms() - t0 < th_bound_ms(100), "timeout 0 waited");
     ck_assert_ptr_null(s);
 
     /* A client already waiting is taken with timeout 0. */
@@ -301,15 +296,15 @@ END_TEST
 
 START_TEST(accept_timeout_bound)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     tcpkit_conn *s = (tcpkit_conn *)&s;
     const int timeout = 200;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_accept(l, &s, timeout), TCPKIT_ETIMEDOUT);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     ck_assert_ptr_null(s);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(1000), "took %lld ms", (long long)el);
     tcpkit_listener_close(l);
 }
 END_TEST
@@ -323,20 +318,20 @@ struct acceptor {
     int ready; /* pipe write end: one byte once tid is known */
 };
 
-static void acceptor_fn(tk_peer *p)
+static void acceptor_fn(th_peer *p)
 {
     struct acceptor *a = p->arg;
-    a->tid = tk_gettid();
+    a->tid = th_gettid();
     if (write(a->ready, "r", 1) != 1)
-        tk_peer_fail(p, "write: %s", strerror(errno));
+        th_peer_fail(p, "write: %s", strerror(errno));
     tcpkit_conn *c = (tcpkit_conn *)a;
     a->result = tcpkit_accept(a->l, &c, a->timeout);
     if (c != NULL)
-        tk_peer_fail(p, "accept left a connection: %s", tcpkit_strerror(a->result));
+        th_peer_fail(p, "accept left a connection: %s", tcpkit_strerror(a->result));
     tcpkit_close(c);
 }
 
-static void start_acceptor(tk_peer *p, struct acceptor *a, tcpkit_listener *l, int pipefd[2])
+static void start_acceptor(th_peer *p, struct acceptor *a, tcpkit_listener *l, int pipefd[2])
 {
     memset(a, 0, sizeof *a);
     a->l = l;
@@ -345,32 +340,32 @@ static void start_acceptor(tk_peer *p, struct acceptor *a, tcpkit_listener *l, i
     memset(p, 0, sizeof *p);
     p->fd = -1;
     p->arg = a;
-    tk_peer_start(p, acceptor_fn);
+    th_peer_start(p, acceptor_fn);
     char b;
     ck_assert_int_eq(read(pipefd[0], &b, 1), 1);
     /* Give it the chance to block inside the library, so the test covers
      * the wake-up path; the contract holds either way. */
-    tk_wait_thread_sleeping(a->tid, bound_scale(2000));
+    th_wait_thread_sleeping(a->tid, th_bound_ms(2000));
 }
 
 START_TEST(shutdown_wakes_blocked_accepts)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    tk_peer p[2];
+    th_peer p[2];
     struct acceptor a[2];
     for (int i = 0; i < 2; i++)
         start_acceptor(&p[i], &a[i], l, pfd);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_listener_shutdown(l);
     for (int i = 0; i < 2; i++)
-        tk_peer_join(&p[i]);
-    int64_t el = tk_now_ms() - t0;
+        th_peer_join(&p[i]);
+    int64_t el = th_now_ms() - t0;
     for (int i = 0; i < 2; i++)
         ck_assert_msg(a[i].result == TCPKIT_ESHUTDOWN, "acceptor %d: %s", i,
                       tcpkit_strerror(a[i].result));
-    ck_assert_msg(el < bound_scale(1000), "wake-up took %lld ms", (long long)el);
+    ck_assert_msg(el < th_bound_ms(1000), "wake-up took %lld ms", (long long)el);
 
     /* Later accepts fail at once, even with a client waiting; shutdown
      * again is harmless. */
@@ -420,14 +415,14 @@ struct signaller {
     int count;
 };
 
-static void signaller_fn(tk_peer *p)
+static void signaller_fn(th_peer *p)
 {
     struct signaller *s = p->arg;
     for (int i = 0; i < s->count; i++) {
-        tk_wait_thread_sleeping(s->target_tid, 2000 * tk_time_scale());
+        th_wait_thread_sleeping(s->target_tid, 2000 * th_time_scale());
         int r = pthread_kill(s->target, SIGUSR1);
         if (r != 0) {
-            tk_peer_fail(p, "pthread_kill: %s", strerror(r));
+            th_peer_fail(p, "pthread_kill: %s", strerror(r));
             return;
         }
         /* Let the target get back into its wait before the next one. */
@@ -438,17 +433,17 @@ static void signaller_fn(tk_peer *p)
 
 START_TEST(shutdown_from_signal_handler)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     sig_listener = l;
     sig_count = 0;
     struct sigaction old;
     install_sigusr1(&old);
-    struct signaller sg = {.target = pthread_self(), .target_tid = tk_gettid(), .count = 1};
-    tk_peer p = {.fd = -1, .arg = &sg};
-    tk_peer_start(&p, signaller_fn);
+    struct signaller sg = {.target = pthread_self(), .target_tid = th_gettid(), .count = 1};
+    th_peer p = {.fd = -1, .arg = &sg};
+    th_peer_start(&p, signaller_fn);
     tcpkit_conn *s = (tcpkit_conn *)&s;
-    tcpkit_err e = tcpkit_accept(l, &s, bound_scale(10000));
-    tk_peer_join(&p);
+    tcpkit_err e = tcpkit_accept(l, &s, th_bound_ms(10000));
+    th_peer_join(&p);
     sig_listener = NULL;
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
     ck_assert_int_eq(sig_count, 1);
@@ -462,27 +457,27 @@ END_TEST
  * waiting for the rest of its timeout, no more and no less. */
 START_TEST(accept_eintr_retried_within_timeout)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     sig_listener = NULL;
     sig_count = 0;
     struct sigaction old;
     install_sigusr1(&old);
-    struct signaller sg = {.target = pthread_self(), .target_tid = tk_gettid(), .count = 3};
-    tk_peer p = {.fd = -1, .arg = &sg};
+    struct signaller sg = {.target = pthread_self(), .target_tid = th_gettid(), .count = 3};
+    th_peer p = {.fd = -1, .arg = &sg};
     const int timeout = 400;
-    tk_peer_start(&p, signaller_fn);
+    th_peer_start(&p, signaller_fn);
     tcpkit_conn *s = (tcpkit_conn *)&s;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_accept(l, &s, timeout);
-    int64_t el = tk_now_ms() - t0;
-    tk_peer_join(&p);
+    int64_t el = th_now_ms() - t0;
+    th_peer_join(&p);
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "accept: %s (%s)", tcpkit_strerror(e),
                   tcpkit_last_error());
     ck_assert_ptr_null(s);
     ck_assert_int_ge(sig_count, 1);
     ck_assert_msg(el >= timeout - 5, "returned after %lld ms", (long long)el);
-    ck_assert_msg(el < timeout + bound_scale(1000), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + th_bound_ms(1000), "took %lld ms", (long long)el);
     tcpkit_listener_close(l);
 }
 END_TEST
@@ -490,7 +485,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("core-listen");
-    TCase *tc = tk_tcase("listen", 10);
+    TCase *tc = th_tcase("listen", 10);
     tcase_add_test(tc, ephemeral_port_and_accessors);
     tcase_add_test(tc, ipv6_loopback_accessors);
     tcase_add_test(tc, all_interfaces_dual_stack);
@@ -500,12 +495,12 @@ int main(void)
     tcase_add_test(tc, accessors_small_cap);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("accept", 20);
+    tc = th_tcase("accept", 20);
     tcase_add_test(tc, accept_timeout_zero);
     tcase_add_test(tc, accept_timeout_bound);
     tcase_add_test(tc, shutdown_wakes_blocked_accepts);
     tcase_add_test(tc, shutdown_from_signal_handler);
     tcase_add_test(tc, accept_eintr_retried_within_timeout);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

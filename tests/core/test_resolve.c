@@ -6,12 +6,14 @@
  * machine; the suite exits 77 ("skipped") where that is impossible. Every
  * lookup test also asserts it still runs in that namespace.
  *
- * When a private mount namespace is available too, /etc/hosts and
- * /etc/resolv.conf are replaced (bind mounts visible to this process only)
- * with names that map to several loopback addresses, so the Happy Eyeballs
- * race can be driven: one address refused, black-holed (a listener whose
- * backlog is full drops SYNs) or accepting. Those tests are skipped without
- * the override.
+ * Run with the argument "names" (meson test core-resolve-names), it runs
+ * the checks that need names with several addresses instead: in a private
+ * mount namespace as well, /etc/hosts and /etc/resolv.conf are replaced
+ * (bind mounts visible to this process only) with names that map to
+ * several loopback addresses, so the Happy Eyeballs race can be driven:
+ * one address refused, black-holed (a listener whose backlog is full drops
+ * SYNs) or accepting. Where that override or the IPv6 loopback is
+ * impossible, that run exits 77, so meson counts those checks as skipped.
  */
 #include "helpers.h"
 
@@ -19,13 +21,10 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static bool hosts_overridden;
@@ -38,46 +37,32 @@ static const char hosts_text[] = "127.0.0.1 localhost\n"
                                  "127.0.0.1 tk-three\n"
                                  "127.0.0.2 tk-three\n";
 
-/* Bind-mounts a file holding text over path (private mount namespace). */
-static bool override_file(const char *path, const char *text)
-{
-    char tmp[] = "/tmp/tk-resolve-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return false;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len;
-    fchmod(fd, 0644);
-    close(fd);
-    ok = ok && mount(tmp, path, "none", MS_BIND, NULL) == 0;
-    unlink(tmp);
-    return ok;
-}
-
 static bool override_hosts(void)
 {
-    if (unshare(CLONE_NEWNS) != 0)
-        return false;
-    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+    if (!th_enter_private_mountns())
         return false;
     /* DNS, if a lookup ever gets that far, goes to loopback in this
-     * namespace, where nothing answers. */
-    if (!override_file("/etc/resolv.conf", "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"))
+     * namespace, where nothing answers. A chroot may have no resolv.conf:
+     * the resolver then uses loopback anyway. */
+    if (access("/etc/resolv.conf", F_OK) == 0 &&
+        !th_replace_file("/etc/resolv.conf",
+                         "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"))
         return false;
-    return override_file("/etc/hosts", hosts_text);
+    return th_replace_file("/etc/hosts", hosts_text);
 }
 
 static void require_netns(void)
 {
-    ck_assert_msg(tk_in_private_netns(), "not in the private network namespace: refusing to "
+    ck_assert_msg(th_in_private_netns(), "not in the private network namespace: refusing to "
                                          "look names up");
 }
 
+/* Only run as core-resolve-names, where main() made sure of both. */
 static bool need_hosts(const char *test)
 {
-    if (hosts_overridden && tk_have_ipv6())
+    if (hosts_overridden && th_have_ipv6())
         return true;
-    fprintf(stderr, "SKIP %s: no private /etc/hosts or no IPv6 loopback\n", test);
+    th_skip("%s: no private /etc/hosts or no IPv6 loopback", test);
     return false;
 }
 
@@ -98,9 +83,9 @@ static tcpkit_err connect_dual(int port, int timeout, int fallback, tcpkit_conn 
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_opts *o = opts_with(timeout, fallback);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_connect(c, "tk-dual", ps, o);
-    *elapsed = tk_now_ms() - t0;
+    *elapsed = th_now_ms() - t0;
     snprintf(msg, cap, "%s", tcpkit_last_error());
     tcpkit_opts_free(o);
     return e;
@@ -127,7 +112,7 @@ static int hold_refused(const char *ip, int port)
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     struct sockaddr_storage ss;
-    socklen_t len = tk_loopback_sockaddr(family, port, &ss);
+    socklen_t len = th_loopback_sockaddr(family, port, &ss);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
         close(fd);
         return -1;
@@ -175,7 +160,7 @@ START_TEST(known_service_name)
 {
     require_netns();
     if (getservbyname("http", "tcp") == NULL) {
-        fprintf(stderr, "SKIP known_service_name: no /etc/services entry for http\n");
+        th_skip("known_service_name: no /etc/services entry for http (package netbase)");
         return;
     }
     /* Nothing listens on port 80 in this namespace: refused, on port 80. */
@@ -218,7 +203,7 @@ static void accept_one_and_check_peer(tcpkit_listener *l, tcpkit_conn *c, const 
     ck_assert_int_eq(tcpkit_conn_peer(c, buf, sizeof buf), TCPKIT_OK);
     ck_assert_str_eq(buf, peer);
     tcpkit_conn *s = NULL;
-    ck_assert_int_eq(tcpkit_accept(l, &s, 5000 * tk_time_scale()), TCPKIT_OK);
+    ck_assert_int_eq(tcpkit_accept(l, &s, 5000 * th_time_scale()), TCPKIT_OK);
     tcpkit_close(s);
     tcpkit_close(c);
 }
@@ -230,9 +215,9 @@ START_TEST(localhost_both_families)
         return;
     const char *hosts[] = {"127.0.0.1", "::1"};
     for (int i = 0; i < 2; i++) {
-        tcpkit_listener *l = tk_listen_loopback(hosts[i]);
+        tcpkit_listener *l = th_listen_loopback(hosts[i]);
         char port[16], peer[80];
-        tk_port_str(l, port, sizeof port);
+        th_port_str(l, port, sizeof port);
         snprintf(peer, sizeof peer, i == 0 ? "127.0.0.1:%s" : "[::1]:%s", port);
         tcpkit_conn *c = NULL;
         tcpkit_err e = tcpkit_connect(&c, "localhost", port, NULL);
@@ -241,6 +226,19 @@ START_TEST(localhost_both_families)
         accept_one_and_check_peer(l, c, peer);
         tcpkit_listener_close(l);
     }
+}
+END_TEST
+
+/* Moved from test_connect.c: it needs localhost to have ::1, which the
+ * private /etc/hosts guarantees. */
+START_TEST(localhost_reaches_ipv6_listener)
+{
+    require_netns();
+    if (!need_hosts("localhost_reaches_ipv6_listener"))
+        return;
+    tcpkit_listener *l = th_listen_loopback("::1");
+    th_connect_exchange(l, "localhost", NULL);
+    tcpkit_listener_close(l);
 }
 END_TEST
 
@@ -253,7 +251,7 @@ START_TEST(family_restriction_by_name)
     const char *fmt[] = {"127.0.0.1:%d", "[::1]:%d"};
     /* A dual-stack listener: the family of the client shows which address
      * was used. */
-    tcpkit_listener *l = tk_listen_loopback("::");
+    tcpkit_listener *l = th_listen_loopback("::");
     int port = tcpkit_listener_port(l);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
@@ -295,7 +293,7 @@ START_TEST(he_refused_then_next_at_once)
     require_netns();
     if (!need_hosts("he_refused_then_next_at_once"))
         return;
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int port = tcpkit_listener_port(l);
     int hold = hold_refused("::1", port);
     ck_assert_int_ge(hold, 0);
@@ -305,7 +303,7 @@ START_TEST(he_refused_then_next_at_once)
     tcpkit_err e = connect_dual(port, -1, 5000, &c, &el, m, sizeof m);
     close(hold);
     ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
-    ck_assert_msg(el < 1000 * tk_time_scale(), "took %lld ms: waited for the fallback delay?",
+    ck_assert_msg(el < 1000 * th_time_scale(), "took %lld ms: waited for the fallback delay?",
                   (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
     accept_one_and_check_peer(l, c, peer);
@@ -321,9 +319,9 @@ START_TEST(he_blackhole_then_fallback)
     if (!need_hosts("he_blackhole_then_fallback"))
         return;
     int port = 0;
-    int bh = tk_raw_listen("::1", 1, &port);
+    int bh = th_raw_listen("::1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("::1", port, fds, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
     tcpkit_listener *l = NULL;
     char ps[16], peer[40];
     snprintf(ps, sizeof ps, "%d", port);
@@ -333,12 +331,12 @@ START_TEST(he_blackhole_then_fallback)
     tcpkit_conn *c = NULL;
     int64_t el;
     char m[1024];
-    tcpkit_err e = connect_dual(port, 10000 * tk_time_scale(), delay, &c, &el, m, sizeof m);
+    tcpkit_err e = connect_dual(port, 10000 * th_time_scale(), delay, &c, &el, m, sizeof m);
     for (int i = 0; i < n; i++)
         close(fds[i]);
     close(bh);
     ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
-    ck_assert_msg(el < delay + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < delay + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.1:%d", port);
     accept_one_and_check_peer(l, c, peer);
     tcpkit_listener_close(l);
@@ -351,7 +349,7 @@ START_TEST(he_all_refused_lists_every_attempt)
     if (!need_hosts("he_all_refused_lists_every_attempt"))
         return;
     int port = 0;
-    int lfd = tk_raw_listen("127.0.0.1", 1, &port);
+    int lfd = th_raw_listen("127.0.0.1", 1, &port);
     close(lfd);
     int h4 = hold_refused("127.0.0.1", port);
     int h6 = hold_refused("::1", port);
@@ -378,9 +376,9 @@ START_TEST(he_refused_beats_timeout)
     if (!need_hosts("he_refused_beats_timeout"))
         return;
     int port = 0;
-    int bh = tk_raw_listen("::1", 1, &port);
+    int bh = th_raw_listen("::1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("::1", port, fds, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
     int h4 = hold_refused("127.0.0.1", port);
     ck_assert_int_ge(h4, 0);
     const int timeout = 400;
@@ -394,7 +392,7 @@ START_TEST(he_refused_beats_timeout)
     close(h4);
     ck_assert_msg(e == TCPKIT_EREFUSED, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_ptr_null(c);
-    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     assert_both_attempts_listed(m, port);
 }
 END_TEST
@@ -406,12 +404,12 @@ START_TEST(he_timeout_bounds_whole_race)
     if (!need_hosts("he_timeout_bounds_whole_race"))
         return;
     int port = 0;
-    int bh6 = tk_raw_listen("::1", 1, &port);
-    int bh4 = tk_raw_listen_port("127.0.0.1", port, 1);
+    int bh6 = th_raw_listen("::1", 1, &port);
+    int bh4 = th_raw_listen_port("127.0.0.1", port, 1);
     ck_assert_int_ge(bh4, 0);
     int fds[64];
-    int n = tk_fill_backlog("::1", port, fds, 32);
-    n += tk_fill_backlog("127.0.0.1", port, fds + n, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
+    n += th_fill_backlog("127.0.0.1", port, fds + n, 32);
     const int timeout = 400;
     tcpkit_conn *c = (tcpkit_conn *)&c;
     int64_t el;
@@ -424,7 +422,7 @@ START_TEST(he_timeout_bounds_whole_race)
     ck_assert_msg(e == TCPKIT_ETIMEDOUT, "%s (%s)", tcpkit_strerror(e), m);
     ck_assert_ptr_null(c);
     ck_assert_msg(el >= timeout - 5, "gave up after %lld ms, timeout %d", (long long)el, timeout);
-    ck_assert_msg(el < timeout + 1500 * tk_time_scale(), "took %lld ms", (long long)el);
+    ck_assert_msg(el < timeout + 1500 * th_time_scale(), "took %lld ms", (long long)el);
     assert_both_attempts_listed(m, port);
 }
 END_TEST
@@ -439,9 +437,9 @@ START_TEST(he_failure_while_pending_starts_next_at_once)
     if (!need_hosts("he_failure_while_pending_starts_next_at_once"))
         return;
     int port = 0;
-    int bh = tk_raw_listen("::1", 1, &port);
+    int bh = th_raw_listen("::1", 1, &port);
     int fds[32];
-    int n = tk_fill_backlog("::1", port, fds, 32);
+    int n = th_fill_backlog("::1", port, fds, 32);
     int hold = hold_refused("127.0.0.1", port);
     ck_assert_int_ge(hold, 0);
     tcpkit_listener *l = NULL;
@@ -450,11 +448,11 @@ START_TEST(he_failure_while_pending_starts_next_at_once)
     ck_assert_int_eq(tcpkit_listen(&l, "127.0.0.2", ps, NULL), TCPKIT_OK);
 
     const int delay = 1000;
-    tcpkit_opts *o = opts_with(10000 * tk_time_scale(), delay);
+    tcpkit_opts *o = opts_with(10000 * th_time_scale(), delay);
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err e = tcpkit_connect(&c, "tk-three", ps, o);
-    int64_t el = tk_now_ms() - t0;
+    int64_t el = th_now_ms() - t0;
     snprintf(m, sizeof m, "%s", tcpkit_last_error());
     tcpkit_opts_free(o);
     for (int i = 0; i < n; i++)
@@ -462,11 +460,11 @@ START_TEST(he_failure_while_pending_starts_next_at_once)
     close(bh);
     close(hold);
     ck_assert_msg(e == TCPKIT_OK, "%s (%s)", tcpkit_strerror(e), m);
-    fprintf(stderr, "three-address race connected after %lld ms (fallback %d ms)\n",
-            (long long)el, delay);
+    fprintf(stderr, "three-address race connected after %lld ms (fallback %d ms)\n", (long long)el,
+            delay);
     ck_assert_msg(el >= delay - 5, "connected after %lld ms, before the fallback delay",
                   (long long)el);
-    ck_assert_msg(el < delay + 200 * tk_time_scale(),
+    ck_assert_msg(el < delay + 200 * th_time_scale(),
                   "took %lld ms: the third attempt waited for a second fallback delay",
                   (long long)el);
     snprintf(peer, sizeof peer, "127.0.0.2:%d", port);
@@ -475,29 +473,18 @@ START_TEST(he_failure_while_pending_starts_next_at_once)
 }
 END_TEST
 
-int main(void)
+/* The checks that need the private /etc/hosts (core-resolve-names). */
+static Suite *names_suite(void)
 {
-    /* Before any thread exists (unshare of a user namespace needs that). */
-    if (!tk_enter_private_netns()) {
-        fprintf(stderr, "SKIP core-resolve: cannot create a private network namespace\n");
-        return 77;
-    }
-    hosts_overridden = override_hosts();
-    if (!hosts_overridden)
-        fprintf(stderr, "note: no private /etc/hosts; Happy Eyeballs tests skip\n");
-
-    Suite *s = suite_create("core-resolve");
-    TCase *tc = tk_tcase("lookup", 20);
-    tcase_add_test(tc, unresolvable_name);
-    tcase_add_test(tc, unknown_service);
-    tcase_add_test(tc, known_service_name);
-    tcase_add_test(tc, excluded_family_literal);
+    Suite *s = suite_create("core-resolve-names");
+    TCase *tc = th_tcase("names", 20);
     tcase_add_test(tc, localhost_both_families);
+    tcase_add_test(tc, localhost_reaches_ipv6_listener);
     tcase_add_test(tc, family_restriction_by_name);
     tcase_add_test(tc, listen_on_name_prefers_ipv4);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("happy-eyeballs", 20);
+    tc = th_tcase("happy-eyeballs", 20);
     tcase_add_test(tc, he_refused_then_next_at_once);
     tcase_add_test(tc, he_blackhole_then_fallback);
     tcase_add_test(tc, he_all_refused_lists_every_attempt);
@@ -505,5 +492,36 @@ int main(void)
     tcase_add_test(tc, he_timeout_bounds_whole_race);
     tcase_add_test(tc, he_failure_while_pending_starts_next_at_once);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return s;
+}
+
+static Suite *lookup_suite(void)
+{
+    Suite *s = suite_create("core-resolve");
+    TCase *tc = th_tcase("lookup", 20);
+    tcase_add_test(tc, unresolvable_name);
+    tcase_add_test(tc, unknown_service);
+    tcase_add_test(tc, known_service_name);
+    tcase_add_test(tc, excluded_family_literal);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    bool names = argc > 1 && strcmp(argv[1], "names") == 0;
+    /* Before any thread exists (unshare of a user namespace needs that). */
+    if (!th_enter_private_netns()) {
+        fprintf(stderr, "SKIP: cannot create a private network namespace\n");
+        return TH_SKIPPED;
+    }
+    if (!names)
+        return th_run_suite(lookup_suite());
+    hosts_overridden = override_hosts();
+    if (!hosts_overridden || !th_have_ipv6()) {
+        fprintf(stderr, "SKIP: %s\n",
+                hosts_overridden ? "no IPv6 loopback" : "cannot replace /etc/hosts privately");
+        return TH_SKIPPED;
+    }
+    return th_run_suite(names_suite());
 }

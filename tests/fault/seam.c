@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* The real functions, as the linker provides them under --wrap. */
 ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
@@ -27,6 +28,8 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 int __real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+ssize_t __real_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __real_sendfile64(int out, int in, off_t *off, size_t count);
 
 /* The wrappers: declared here because nothing else names them. */
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
@@ -41,6 +44,8 @@ void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
 int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __wrap_sendfile64(int out, int in, off_t *off, size_t count);
 
 #define TF_MAX_RULES 16
 
@@ -257,4 +262,39 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
     if (v.fail)
         return v.fail->err;
     return __real_pthread_create(t, attr, fn, arg);
+}
+
+/* ---- vectored and file sends ---- */
+
+/* The library hands sendmsg at most 1024 buffers (tcpkit_sendv's limit). */
+#define TF_IOV_MAX 1024
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    struct verdict v = judge(TF_SENDMSG);
+    if (v.fail && v.fail->action == TF_FAIL)
+        return fail_with(v.fail->err);
+    if (v.max == SIZE_MAX || m->msg_iovlen > TF_IOV_MAX)
+        return __real_sendmsg(fd, m, flags);
+    /* A short write: the same buffers, cut after max bytes. */
+    struct iovec iov[TF_IOV_MAX];
+    struct msghdr cut = *m;
+    size_t room = v.max, n = 0;
+    for (size_t i = 0; i < m->msg_iovlen && room > 0; i++) {
+        iov[n] = m->msg_iov[i];
+        if (iov[n].iov_len > room)
+            iov[n].iov_len = room;
+        room -= iov[n++].iov_len;
+    }
+    cut.msg_iov = iov;
+    cut.msg_iovlen = n;
+    return __real_sendmsg(fd, &cut, flags);
+}
+
+ssize_t __wrap_sendfile64(int out, int in, off_t *off, size_t count)
+{
+    struct verdict v = judge(TF_SENDFILE);
+    if (v.fail && v.fail->action == TF_FAIL)
+        return fail_with(v.fail->err);
+    return __real_sendfile64(out, in, off, count < v.max ? count : v.max);
 }

@@ -16,8 +16,8 @@
  * Rules marked while_held act only while tf_hold(true) is in force (a
  * process-wide switch another thread can flip).
  */
-#ifndef TK_FAULT_SEAM_H
-#define TK_FAULT_SEAM_H
+#ifndef TH_FAULT_SEAM_H
+#define TH_FAULT_SEAM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +33,9 @@ typedef enum tf_call {
     TF_BIND,
     TF_EVENTFD,
     TF_ALLOC,
-    TF_THREAD, /* pthread_create */
+    TF_THREAD,   /* pthread_create */
+    TF_SENDMSG,  /* sendmsg (tcpkit_sendv, tcpkit_send_msg) */
+    TF_SENDFILE, /* sendfile64: what sendfile is with 64-bit off_t */
     TF_NCALLS
 } tf_call;
 
@@ -44,7 +46,8 @@ typedef enum tf_action {
     /* Make the real call, then report err if it succeeded or is in
      * progress (connect interrupted by a signal goes on asynchronously). */
     TF_FAIL_AFTER,
-    /* send/recv: hand at most `max` bytes to the real call. */
+    /* send/recv/sendmsg/sendfile: hand at most `max` bytes to the real
+     * call. */
     TF_SHORT,
     /* poll: wait at most `max` ms; if the real poll timed out before the
      * caller's timeout, return -1 with err (a signal arriving every `max`

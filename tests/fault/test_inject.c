@@ -35,33 +35,18 @@ static void fault_teardown(void)
 
 static TCase *fault_tcase(const char *name, double timeout_s)
 {
-    TCase *tc = tk_tcase(name, timeout_s);
+    TCase *tc = th_tcase(name, timeout_s);
     tcase_add_checked_fixture(tc, fault_setup, fault_teardown);
     return tc;
-}
-
-/* Bytes to move in bulk tests: smaller under Valgrind, where every 1-byte
- * syscall is expensive. */
-static size_t bulk(size_t n)
-{
-    return tk_under_valgrind() ? n / 8 : n;
-}
-
-static void *pattern(size_t len)
-{
-    void *p = malloc(len ? len : 1);
-    ck_assert_ptr_nonnull(p);
-    tk_fill(p, len, SEED, 0);
-    return p;
 }
 
 /* ---- a raw peer that reads everything ---- */
 
 /* Reads p->fd until EOF: byte count in result, FNV hash in sum. */
-static void drain_peer(tk_peer *p)
+static void drain_peer(th_peer *p)
 {
     char buf[65536];
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     int64_t total = 0;
     for (;;) {
         ssize_t n = recv(p->fd, buf, sizeof buf, 0);
@@ -74,7 +59,7 @@ static void drain_peer(tk_peer *p)
         }
         if (n == 0)
             break;
-        h = tk_fnv(h, buf, (size_t)n);
+        h = th_fnv(h, buf, (size_t)n);
         total += n;
     }
     p->result = total;
@@ -86,10 +71,10 @@ static void drain_peer(tk_peer *p)
 static void send_and_verify(size_t len, int *rule_ids, long *hits, int nrules)
 {
     tcpkit_conn *c;
-    tk_peer peer = {.fd = -1};
-    tk_pair_raw(&c, &peer.fd);
-    tk_peer_start(&peer, drain_peer);
-    char *data = pattern(len);
+    th_peer peer = {.fd = -1};
+    th_pair_raw(&c, &peer.fd);
+    th_peer_start(&peer, drain_peer);
+    char *data = th_pattern(len, SEED);
     size_t sent = 12345;
 
     (void)rule_ids;
@@ -101,9 +86,9 @@ static void send_and_verify(size_t len, int *rule_ids, long *hits, int nrules)
     ck_assert_msg(err == TCPKIT_OK, "send_all: %s (%s)", tcpkit_strerror(err), tcpkit_last_error());
     ck_assert_uint_eq(sent, len);
     tcpkit_close(c);
-    tk_peer_join(&peer);
+    th_peer_join(&peer);
     ck_assert_int_eq(peer.result, (int64_t)len);
-    ck_assert_msg(peer.sum == tk_fnv(TK_FNV_INIT, data, len), "bytes lost or reordered");
+    ck_assert_msg(peer.sum == th_fnv(TH_FNV_INIT, data, len), "bytes lost or reordered");
     free(data);
 }
 
@@ -111,7 +96,7 @@ static void send_and_verify(size_t len, int *rule_ids, long *hits, int nrules)
 
 START_TEST(send_all_one_byte_at_a_time)
 {
-    size_t len = bulk(65536);
+    size_t len = th_bulk_size(65536);
     int id = tf_short(TF_SEND, 1, -1);
     long hits;
     unsigned long before = tf_calls(TF_SEND);
@@ -123,7 +108,7 @@ END_TEST
 
 START_TEST(send_all_short_writes_and_eagain)
 {
-    size_t len = bulk(512 * 1024);
+    size_t len = th_bulk_size(512 * 1024);
     int ids[4];
     ids[0] = tf_short(TF_SEND, 4093, -1); /* always short */
     ids[1] = tf_add((tf_rule){.call = TF_SEND, .action = TF_SHORT, .max = 1, .every = 3});
@@ -138,7 +123,7 @@ END_TEST
 
 START_TEST(send_all_eintr_before_every_call)
 {
-    size_t len = bulk(256 * 1024);
+    size_t len = th_bulk_size(256 * 1024);
     int ids[2];
     ids[0] = tf_fail(TF_SEND, EINTR, 0, 2, -1);
     ids[1] = tf_short(TF_SEND, 1000, -1);
@@ -155,11 +140,11 @@ START_TEST(send_all_reset_midway_reports_exact_count)
     const int errs[] = {ECONNRESET, EPIPE};
     int e = errs[_i];
     tcpkit_conn *c;
-    tk_peer peer = {.fd = -1};
-    tk_pair_raw(&c, &peer.fd);
-    tk_peer_start(&peer, drain_peer);
+    th_peer peer = {.fd = -1};
+    th_pair_raw(&c, &peer.fd);
+    th_peer_start(&peer, drain_peer);
     size_t len = 100000;
-    char *data = pattern(len);
+    char *data = th_pattern(len, SEED);
     size_t sent = 0;
 
     tf_short(TF_SEND, 1000, -1);
@@ -175,9 +160,9 @@ START_TEST(send_all_reset_midway_reports_exact_count)
     ck_assert_uint_eq(sent, 10000);
     ck_assert_ptr_nonnull(strstr(tcpkit_last_error(), "10000"));
     tcpkit_close(c);
-    tk_peer_join(&peer);
+    th_peer_join(&peer);
     ck_assert_int_eq(peer.result, 10000);
-    ck_assert(peer.sum == tk_fnv(TK_FNV_INIT, data, 10000));
+    ck_assert(peer.sum == th_fnv(TH_FNV_INIT, data, 10000));
     free(data);
 }
 END_TEST
@@ -187,7 +172,7 @@ START_TEST(send_all_reset_at_once_writes_zero)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     size_t sent = 777;
     tf_fail(TF_SEND, ECONNRESET, 0, 1, 1);
     tcpkit_err err = tcpkit_send_all(c, "abc", 3, &sent);
@@ -227,8 +212,8 @@ static tcpkit_conn *conn_with_stream(const char *s, size_t len)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
-    ck_assert_uint_eq(tk_raw_send_all(fd, s, len), len);
+    th_pair_raw(&c, &fd);
+    ck_assert_uint_eq(th_raw_send_all(fd, s, len), len);
     close(fd);
     return c;
 }
@@ -346,10 +331,10 @@ START_TEST(eintr_in_poll_keeps_the_deadline)
 {
     enum blocked_call which = (enum blocked_call)_i;
     const int timeout = 200;
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, timeout), TCPKIT_OK);
     /* For send_all: a peer that never reads, with small buffers. */
     size_t big = 32u << 20;
@@ -363,7 +348,7 @@ START_TEST(eintr_in_poll_keeps_the_deadline)
      * take 100 * 20 ms + 200 ms, and fail the time check below. */
     int id = tf_add(
         (tf_rule){.call = TF_POLL, .action = TF_SLICE, .err = EINTR, .max = 20, .times = 100});
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err err;
     switch (which) {
     case W_RECV:
@@ -385,7 +370,7 @@ START_TEST(eintr_in_poll_keeps_the_deadline)
         err = tcpkit_send_all(c, data, big, &n);
         break;
     }
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     long hits = tf_hits(id);
     tf_reset();
 
@@ -394,7 +379,7 @@ START_TEST(eintr_in_poll_keeps_the_deadline)
     ck_assert_int_ge(hits, 3);
     ck_assert_msg(took >= timeout - 5, "call %d returned after %lld ms, before its %d ms timeout",
                   (int)which, (long long)took, timeout);
-    ck_assert_msg(took <= timeout + 250 * tk_time_scale(),
+    ck_assert_msg(took <= timeout + 250 * th_time_scale(),
                   "call %d took %lld ms for a %d ms timeout: EINTR restarted the timeout?",
                   (int)which, (long long)took, timeout);
     if (which == W_SEND_ALL)
@@ -415,11 +400,11 @@ END_TEST
  * connection comes up and carries data both ways. */
 START_TEST(eintr_connect_and_accept_complete)
 {
-    if (_i && !tk_have_ipv6())
+    if (_i && !th_have_ipv6())
         return;
-    tcpkit_listener *l = tk_listen_loopback(_i ? "::1" : "127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback(_i ? "::1" : "127.0.0.1");
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_opts *o;
     ck_assert_int_eq(tcpkit_opts_new(&o), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_opts_set_connect_timeout(o, 5000), TCPKIT_OK);
@@ -457,13 +442,13 @@ END_TEST
  * exactly once, none skipped. */
 START_TEST(eintr_accept_loses_no_client)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     int port = tcpkit_listener_port(l);
     int fds[3];
     for (int i = 0; i < 3; i++) {
-        fds[i] = tk_raw_connect("127.0.0.1", port);
+        fds[i] = th_raw_connect("127.0.0.1", port);
         char b = (char)('A' + i);
-        ck_assert_uint_eq(tk_raw_send_all(fds[i], &b, 1), 1);
+        ck_assert_uint_eq(th_raw_send_all(fds[i], &b, 1), 1);
     }
     tcpkit_conn *cs[3] = {0};
     tcpkit_err errs[3];
@@ -501,7 +486,7 @@ START_TEST(real_signals_keep_the_deadline)
 {
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     ck_assert_int_eq(tcpkit_conn_set_timeout(c, 300), TCPKIT_OK);
     struct sigaction sa = {.sa_handler = on_alarm}, old;
     sigemptyset(&sa.sa_mask);
@@ -511,16 +496,16 @@ START_TEST(real_signals_keep_the_deadline)
     ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
     char buf[16];
     size_t n;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err err = tcpkit_recv(c, buf, sizeof buf, &n);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     setitimer(ITIMER_REAL, &off, NULL);
     sigaction(SIGALRM, &old, NULL);
     ck_assert_msg(err == TCPKIT_ETIMEDOUT, "recv: %s (%s)", tcpkit_strerror(err),
                   tcpkit_last_error());
     ck_assert_int_ge(alarms, 5);
     ck_assert_int_ge(took, 295);
-    ck_assert_int_le(took, 300 + 250 * tk_time_scale());
+    ck_assert_int_le(took, 300 + 250 * th_time_scale());
     tcpkit_close(c);
     close(fd);
 }
@@ -534,14 +519,14 @@ END_TEST
 START_TEST(accept_emfile_returns_at_once)
 {
     const int errs[] = {EMFILE, ENFILE};
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
-    int fd = tk_raw_connect("127.0.0.1", tcpkit_listener_port(l));
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
+    int fd = th_raw_connect("127.0.0.1", tcpkit_listener_port(l));
     tcpkit_conn *c = (tcpkit_conn *)1;
     unsigned long before = tf_calls(TF_ACCEPT);
     int id = tf_fail(TF_ACCEPT, errs[_i], 0, 1, -1);
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     tcpkit_err err = tcpkit_accept(l, &c, 2000);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     long hits = tf_hits(id);
     int last = tcpkit_last_errno();
     tf_reset();
@@ -551,7 +536,7 @@ START_TEST(accept_emfile_returns_at_once)
     ck_assert_ptr_null(c);
     ck_assert_int_eq(hits, 1);
     ck_assert_uint_eq(tf_calls(TF_ACCEPT) - before, 1);
-    ck_assert_int_lt(took, 100 * tk_time_scale());
+    ck_assert_int_lt(took, 100 * th_time_scale());
     ck_assert_int_eq(tcpkit_accept(l, &c, 2000), TCPKIT_OK);
     tcpkit_close(c);
     close(fd);
@@ -563,9 +548,9 @@ END_TEST
  * TCPKIT_EMFILE (socket() or the listener's eventfd). */
 START_TEST(socket_emfile_maps_to_emfile)
 {
-    tcpkit_listener *l = tk_listen_loopback("127.0.0.1");
+    tcpkit_listener *l = th_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(l, port, sizeof port);
+    th_port_str(l, port, sizeof port);
     tcpkit_conn *c = (tcpkit_conn *)1;
     tcpkit_listener *l2 = (tcpkit_listener *)1, *l3 = (tcpkit_listener *)1;
     tf_fail(TF_SOCKET, EMFILE, 0, 1, -1);
@@ -628,5 +613,5 @@ int main(void)
     tcase_add_test(tc, socket_emfile_maps_to_emfile);
     tcase_add_loop_test(tc, bind_errors_map, 0, 2);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -26,9 +26,9 @@ struct listen_conn {
  * library. */
 static void exercise(struct listen_conn *x)
 {
-    x->l = tk_listen_loopback("127.0.0.1");
+    x->l = th_listen_loopback("127.0.0.1");
     char port[16];
-    tk_port_str(x->l, port, sizeof port);
+    th_port_str(x->l, port, sizeof port);
     ck_assert_int_eq(tcpkit_connect(&x->client, "127.0.0.1", port, NULL), TCPKIT_OK);
     ck_assert_int_eq(tcpkit_accept(x->l, &x->server, 5000), TCPKIT_OK);
     size_t n;
@@ -127,7 +127,7 @@ START_TEST(short_rule_clamps_length)
     reset();
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     int id = tf_short(TF_SEND, 1, 3);
     size_t sent;
     tcpkit_err err = tcpkit_send_all(c, "abcdef", 6, &sent);
@@ -138,7 +138,7 @@ START_TEST(short_rule_clamps_length)
     ck_assert_uint_eq(hits, 3);
     tcpkit_close(c);
     char buf[16];
-    size_t got = tk_raw_recv_all(fd, buf, sizeof buf);
+    size_t got = th_raw_recv_all(fd, buf, sizeof buf);
     close(fd);
     ck_assert_uint_eq(got, 6);
     ck_assert(memcmp(buf, "abcdef", 6) == 0);
@@ -148,11 +148,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fault-seam");
-    TCase *tc = tk_tcase("seam", 10);
+    TCase *tc = th_tcase("seam", 10);
     tcase_add_test(tc, library_calls_go_through_the_seam);
     tcase_add_test(tc, rule_counts_skip_every_times);
     tcase_add_test(tc, rules_are_per_thread);
     tcase_add_test(tc, short_rule_clamps_length);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -59,7 +59,7 @@ static void *server_main(void *arg)
 static void start_server(struct server *s, tf_rule rule)
 {
     memset(s, 0, sizeof *s);
-    s->l = tk_listen_loopback("127.0.0.1");
+    s->l = th_listen_loopback("127.0.0.1");
     rule.while_held = true;
     s->rule = rule;
     ck_assert_int_eq(pthread_create(&s->tid, NULL, server_main, s), 0);
@@ -77,8 +77,8 @@ static void stop_server(struct server *s)
 /* A raw client that has sent one line. */
 static int client(const struct server *s, const char *line)
 {
-    int fd = tk_raw_connect("127.0.0.1", tcpkit_listener_port(s->l));
-    ck_assert_uint_eq(tk_raw_send_all(fd, line, strlen(line)), strlen(line));
+    int fd = th_raw_connect("127.0.0.1", tcpkit_listener_port(s->l));
+    ck_assert_uint_eq(th_raw_send_all(fd, line, strlen(line)), strlen(line));
     return fd;
 }
 
@@ -95,9 +95,9 @@ static bool readable_within(int fd, int ms)
 
 static void expect_echo(int fd, const char *line)
 {
-    ck_assert_msg(readable_within(fd, 10000 * tk_time_scale()), "no reply after the shortage");
+    ck_assert_msg(readable_within(fd, 10000 * th_time_scale()), "no reply after the shortage");
     char buf[64];
-    size_t n = tk_raw_recv_all(fd, buf, strlen(line));
+    size_t n = th_raw_recv_all(fd, buf, strlen(line));
     ck_assert_uint_eq(n, strlen(line));
     ck_assert(memcmp(buf, line, n) == 0);
 }
@@ -184,7 +184,7 @@ START_TEST(serve_survives_enomem_for_a_connection)
     int b = client(&s, "b\n");
     bool b_answered = readable_within(b, WINDOW_MS * 3);
     char buf[8];
-    size_t bn = b_answered ? tk_raw_recv_all(b, buf, sizeof buf) : 0;
+    size_t bn = b_answered ? th_raw_recv_all(b, buf, sizeof buf) : 0;
     tf_hold(false);
     int c = client(&s, "c\n");
     expect_echo(c, "c\n");
@@ -208,19 +208,19 @@ START_TEST(shutdown_interrupts_backoff)
     start_server(&s, (tf_rule){.call = TF_ACCEPT, .action = TF_FAIL, .err = EMFILE});
     int fd = client(&s, "x\n");
     ck_assert(!readable_within(fd, 100));
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     stop_server(&s);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     tf_hold(false);
     close(fd);
-    ck_assert_int_le(took, 150 * tk_time_scale());
+    ck_assert_int_le(took, 150 * th_time_scale());
 }
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("fault-serve");
-    TCase *tc = tk_tcase("serve", 60);
+    TCase *tc = th_tcase("serve", 60);
     tcase_add_checked_fixture(tc, fault_reset, fault_reset);
     tcase_add_loop_test(tc, serve_backs_off_on_emfile, 0, 2);
     tcase_add_test(tc, serve_backs_off_when_threads_fail);
@@ -228,5 +228,5 @@ int main(void)
     tcase_add_test(tc, serve_survives_enomem_for_a_connection);
     tcase_add_test(tc, shutdown_interrupts_backoff);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -13,17 +13,13 @@
  *
  * Every call must return a defined tcpkit_err, write its out-parameter,
  * leave a message on failure, and leave no descriptor open. */
-#include "tcpkit.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <net/if.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,43 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool private_netns;
 
-static bool enter_private_netns(void)
-{
-    if (unshare(CLONE_NEWNET) != 0)
-        return false;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    bool ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
-    close(fd);
-    return ok;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    private_netns = enter_private_netns();
+    private_netns = th_enter_private_netns();
     if (!private_netns)
         fprintf(stderr, "fuzz_args: no private network namespace; loopback literals only\n");
     return 0;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* True if host can reach no resolver: empty, too long for a DNS name, or
@@ -184,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tcpkit_opts_set_connect_timeout(o, optb % 50);
         tcpkit_opts_set_io_timeout(o, (int)(optb % 7) - 2);
     }
-    int fds = count_fds();
+    int fds = th_count_fds();
     const char *h = (flags & 2) ? NULL : host;
     if (flags & 1) {
         if (!private_netns && port_is_fixed(port))
@@ -194,6 +161,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         try_connect(h, (flags & 4) ? NULL : port, o);
     }
     tcpkit_opts_free(o);
-    CHECK(count_fds() == fds);
+    CHECK(th_count_fds() == fds);
     return 0;
 }

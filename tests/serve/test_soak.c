@@ -5,7 +5,6 @@
  * client, survive the rest, stop on shutdown, and leave no descriptor or
  * thread behind. */
 #include "helpers.h"
-#include "thread_count.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -88,33 +87,33 @@ struct soak_client {
     int kinds[6];
 };
 
-static bool connect_tk(tk_peer *p, struct soak_client *cl, tcpkit_conn **c)
+static bool connect_tk(th_peer *p, struct soak_client *cl, tcpkit_conn **c)
 {
     tcpkit_err err = tcpkit_connect(c, "127.0.0.1", cl->port_str, NULL);
     if (err != TCPKIT_OK)
-        tk_peer_fail(p, "connect: %s", tcpkit_last_error());
+        th_peer_fail(p, "connect: %s", tcpkit_last_error());
     return err == TCPKIT_OK;
 }
 
 /* A full, polite exchange: the answer must be right. */
-static void polite(tk_peer *p, struct soak_client *cl, int i)
+static void polite(th_peer *p, struct soak_client *cl, int i)
 {
     tcpkit_conn *c;
     if (!connect_tk(p, cl, &c))
         return;
-    tcpkit_conn_set_timeout(c, 10000 * tk_time_scale());
+    tcpkit_conn_set_timeout(c, 10000 * th_time_scale());
     char req[64], rep[64];
     int n = snprintf(req, sizeof req, "ECHO %u-%d\n", cl->seed, i);
     size_t got = 0;
     if (tcpkit_send_all(c, req, (size_t)n, NULL) != TCPKIT_OK ||
         tcpkit_recv_line(c, rep, sizeof rep, &got) != TCPKIT_OK || strcmp(req, rep) != 0)
-        tk_peer_fail(p, "echo %d: %s", i, tcpkit_last_error());
+        th_peer_fail(p, "echo %d: %s", i, tcpkit_last_error());
     else
         cl->good++;
     tcpkit_close(c);
 }
 
-static void one_connection(tk_peer *p, struct soak_client *cl, int i)
+static void one_connection(th_peer *p, struct soak_client *cl, int i)
 {
     int kind = (int)(rand_r(&cl->seed) % 6);
     cl->kinds[kind]++;
@@ -127,13 +126,13 @@ static void one_connection(tk_peer *p, struct soak_client *cl, int i)
         polite(p, cl, i);
         break;
     case 2: /* connect and go away at once */
-        fd = tk_raw_connect("127.0.0.1", cl->port);
+        fd = th_raw_connect("127.0.0.1", cl->port);
         close(fd);
         break;
     case 3: /* reset in the middle of a line */
-        fd = tk_raw_connect("127.0.0.1", cl->port);
-        tk_raw_send_all(fd, "ECH", 3);
-        tk_raw_abort(fd);
+        fd = th_raw_connect("127.0.0.1", cl->port);
+        th_raw_send_all(fd, "ECH", 3);
+        th_raw_abort(fd);
         break;
     case 4: /* ask for a big reply, read a little, reset */
         if (!connect_tk(p, cl, &c))
@@ -151,7 +150,7 @@ static void one_connection(tk_peer *p, struct soak_client *cl, int i)
     }
 }
 
-static void client_main(tk_peer *p)
+static void client_main(th_peer *p)
 {
     struct soak_client *cl = p->arg;
     for (int i = 0; i < cl->conns && p->err[0] == '\0'; i++)
@@ -175,18 +174,18 @@ static void *serve_main(void *arg)
 
 START_TEST(soak_2000_connections)
 {
-    warm_up_threads();
-    int threads0 = stable_thread_count();
-    int total = tk_under_valgrind() ? SOAK_CONNS_VALGRIND : SOAK_CONNS;
-    int64_t t0 = tk_now_ms();
+    th_warm_up_threads();
+    int threads0 = th_stable_thread_count();
+    int total = th_under_valgrind() ? SOAK_CONNS_VALGRIND : SOAK_CONNS;
+    int64_t t0 = th_now_ms();
 
     struct soak_stats st;
     memset(&st, 0, sizeof st);
-    struct server s = {.l = tk_listen_loopback("127.0.0.1"), .st = &st, .result = -1};
+    struct server s = {.l = th_listen_loopback("127.0.0.1"), .st = &st, .result = -1};
     pthread_t tid;
     ck_assert_int_eq(pthread_create(&tid, NULL, serve_main, &s), 0);
 
-    tk_peer peers[SOAK_CLIENTS];
+    th_peer peers[SOAK_CLIENTS];
     struct soak_client cl[SOAK_CLIENTS];
     unsigned seed = (unsigned)time(NULL);
     fprintf(stderr, "soak seed %u\n", seed);
@@ -199,11 +198,11 @@ START_TEST(soak_2000_connections)
         memset(&peers[i], 0, sizeof peers[i]);
         peers[i].fd = -1;
         peers[i].arg = &cl[i];
-        tk_peer_start(&peers[i], client_main);
+        th_peer_start(&peers[i], client_main);
     }
     int good = 0, kinds[6] = {0};
     for (int i = 0; i < SOAK_CLIENTS; i++) {
-        tk_peer_join(&peers[i]);
+        th_peer_join(&peers[i]);
         good += cl[i].good;
         for (int k = 0; k < 6; k++)
             kinds[k] += cl[i].kinds[k];
@@ -211,7 +210,7 @@ START_TEST(soak_2000_connections)
 
     tcpkit_listener_shutdown(s.l);
     ck_assert_int_eq(pthread_join(tid, NULL), 0);
-    int64_t took = tk_now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     ck_assert_int_eq(s.result, TCPKIT_OK);
     tcpkit_listener_close(s.l);
 
@@ -230,16 +229,16 @@ START_TEST(soak_2000_connections)
     ck_assert_int_eq(atomic_load(&st.active), 0);
     ck_assert_msg(atomic_load(&st.odd) == 0, "%d handlers failed oddly, the first with %s",
                   atomic_load(&st.odd), atomic_load(&st.have_odd) ? st.odd_msg : "?");
-    ck_assert_int_eq(wait_thread_count(threads0), threads0);
-    ck_assert_msg(took < 60000 * tk_time_scale(), "soak took %lld ms", (long long)took);
+    ck_assert_int_eq(th_wait_thread_count(threads0), threads0);
+    ck_assert_msg(took < 60000 * th_time_scale(), "soak took %lld ms", (long long)took);
 }
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("soak");
-    TCase *tc = tk_tcase("soak", 90);
+    TCase *tc = th_tcase("soak", 90);
     tcase_add_test(tc, soak_2000_connections);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

@@ -33,7 +33,7 @@ START_TEST(conn_functions_without_tls)
     ck_assert_int_eq(tcpkit_opts_set_tls(o, (tcpkit_tls *)o), TCPKIT_ENOTSUP);
     tcpkit_opts_free(o);
     tcpkit_conn *a, *b;
-    tk_pair(&a, &b);
+    th_pair(&a, &b);
     ck_assert_int_eq(tcpkit_conn_handshake(a), TCPKIT_OK); /* plain: nothing pending */
     char v[32];
     ck_assert_int_eq(tcpkit_conn_tls_info(a, TCPKIT_TLS_INFO_VERSION, v, sizeof v), TCPKIT_EINVAL);
@@ -50,9 +50,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("tls-notls");
-    TCase *tc = tk_tcase("enotsup", 30);
+    TCase *tc = th_tcase("enotsup", 30);
     tcase_add_test(tc, every_tls_function_is_enotsup);
     tcase_add_test(tc, conn_functions_without_tls);
     suite_add_tcase(s, tc);
-    return tk_run_suite(s);
+    return th_run_suite(s);
 }

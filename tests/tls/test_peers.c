@@ -114,7 +114,7 @@ static void echo_line(th_tls_srv *s, tcpkit_conn *c)
     size_t n;
     if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK ||
         tcpkit_send_all(c, line, n, NULL) != TCPKIT_OK || tcpkit_close_write(c) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
 }
 
 /* A pipe whose read end holds text and EOF (stdin for a child). */
@@ -191,14 +191,14 @@ static void http_reply(th_tls_srv *s, tcpkit_conn *c)
     size_t n;
     do {
         if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK) {
-            tk_peer_fail(&s->peer, "request: %s", tcpkit_last_error());
+            th_peer_fail(&s->peer, "request: %s", tcpkit_last_error());
             return;
         }
     } while (strcmp(line, "\r\n") != 0);
     const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ncurl-ok\r\n";
     /* No close_write: curl may close as soon as it has Content-Length bytes. */
     if (tcpkit_send_all(c, r, strlen(r), NULL) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "reply: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "reply: %s", tcpkit_last_error());
 }
 
 START_TEST(curl_vs_server)
@@ -301,18 +301,18 @@ int main(void)
 {
     th_tls_certs_make();
     Suite *s = suite_create("tls-peers");
-    TCase *tc = tk_tcase("openssl", 120);
+    TCase *tc = th_tcase("openssl", 120);
     tcase_add_test(tc, client_vs_s_server);
     tcase_add_test(tc, client_vs_tls10_only_server);
     tcase_add_test(tc, client_alpn_vs_s_server);
     tcase_add_test(tc, s_client_vs_server);
     tcase_add_test(tc, s_client_tls12_vs_min13_server);
     suite_add_tcase(s, tc);
-    tc = tk_tcase("curl-nginx", 120);
+    tc = th_tcase("curl-nginx", 120);
     tcase_add_test(tc, curl_vs_server);
     tcase_add_test(tc, client_vs_nginx);
     suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
+    int rc = th_run_suite(s);
     th_tls_certs_remove();
     return rc;
 }

@@ -19,7 +19,7 @@ static tcpkit_err connect_to(const th_tls_srv *s, tcpkit_tls *cfg, const char *h
                              tcpkit_conn **c, char *msg, size_t cap)
 {
     tcpkit_opts *o = th_tls_opts(cfg);
-    tcpkit_opts_set_connect_timeout(o, 10000 * tk_time_scale());
+    tcpkit_opts_set_connect_timeout(o, 10000 * th_time_scale());
     tcpkit_err e = tcpkit_connect(c, host, s->port, o);
     snprintf(msg, cap, "%s", e == TCPKIT_OK ? "" : tcpkit_last_error());
     tcpkit_opts_free(o);
@@ -109,7 +109,7 @@ static void echo_line(th_tls_srv *s, tcpkit_conn *c)
     size_t n;
     if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK ||
         tcpkit_send_all(c, line, n, NULL) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
 }
 
 START_TEST(handshake_and_info)
@@ -171,7 +171,7 @@ END_TEST
 START_TEST(plain_conn_info_is_einval)
 {
     tcpkit_conn *a, *b;
-    tk_pair(&a, &b);
+    th_pair(&a, &b);
     char v[64];
     ck_assert_int_eq(tcpkit_conn_tls_info(a, TCPKIT_TLS_INFO_VERSION, v, sizeof v), TCPKIT_EINVAL);
     ck_ok(tcpkit_conn_handshake(a));
@@ -337,7 +337,7 @@ static void recv_one(th_tls_srv *s, tcpkit_conn *c)
     char b[8];
     size_t n;
     if (tcpkit_recv(c, b, sizeof b, &n) != TCPKIT_OK || tcpkit_send_all(c, "ok", 2, NULL))
-        tk_peer_fail(&s->peer, "recv_one: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "recv_one: %s", tcpkit_last_error());
 }
 
 START_TEST(mtls_required_without_cert)
@@ -476,29 +476,29 @@ END_TEST
 
 /* ---- STARTTLS ---- */
 
-static void starttls_server(tk_peer *p)
+static void starttls_server(th_peer *p)
 {
     tcpkit_tls *sc = p->arg;
     char line[64];
     size_t n;
     if (tcpkit_recv_line(p->conn, line, sizeof line, &n) != TCPKIT_OK ||
         tcpkit_send_all(p->conn, "220 go ahead\n", 13, NULL) != TCPKIT_OK) {
-        tk_peer_fail(p, "plaintext: %s", tcpkit_last_error());
+        th_peer_fail(p, "plaintext: %s", tcpkit_last_error());
         return;
     }
     p->result = tcpkit_conn_start_tls_server(p->conn, sc);
     if (p->result == TCPKIT_OK && (tcpkit_recv_line(p->conn, line, sizeof line, &n) != TCPKIT_OK ||
                                    tcpkit_send_all(p->conn, line, n, NULL) != TCPKIT_OK))
-        tk_peer_fail(p, "secure echo: %s", tcpkit_last_error());
+        th_peer_fail(p, "secure echo: %s", tcpkit_last_error());
 }
 
 START_TEST(starttls_upgrade)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     tcpkit_conn *c, *sv;
-    tk_pair(&c, &sv);
-    tk_peer p = {.fd = -1, .conn = sv, .arg = sc};
-    tk_peer_start(&p, starttls_server);
+    th_pair(&c, &sv);
+    th_peer p = {.fd = -1, .conn = sv, .arg = sc};
+    th_peer_start(&p, starttls_server);
     char line[64];
     size_t n;
     ck_ok(tcpkit_send_all(c, "STARTTLS\n", 9, NULL));
@@ -508,7 +508,7 @@ START_TEST(starttls_upgrade)
     ck_ok(tcpkit_send_all(c, "secret\n", 7, NULL));
     ck_ok(tcpkit_recv_line(c, line, sizeof line, &n));
     ck_assert_str_eq(line, "secret\n");
-    tk_peer_join(&p);
+    th_peer_join(&p);
     ck_assert_int_eq(p.result, TCPKIT_OK);
     tcpkit_close(c);
     tcpkit_tls_free(sc);
@@ -521,9 +521,9 @@ START_TEST(starttls_refuses_buffered_plaintext)
     tcpkit_tls *cc = th_tls_client();
     tcpkit_conn *c;
     int fd;
-    tk_pair_raw(&c, &fd);
+    th_pair_raw(&c, &fd);
     /* The injected command arrives in the same segment as the reply. */
-    tk_raw_send_all(fd, "220 go ahead\nINJECTED\n", 22);
+    th_raw_send_all(fd, "220 go ahead\nINJECTED\n", 22);
     char line[64];
     size_t n;
     ck_ok(tcpkit_recv_line(c, line, sizeof line, &n));
@@ -548,13 +548,13 @@ static void send_and_close_write(th_tls_srv *s, tcpkit_conn *c)
 {
     if (tcpkit_send_all(c, "line one\nline two", 17, NULL) != TCPKIT_OK ||
         tcpkit_close_write(c) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "send: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "send: %s", tcpkit_last_error());
 }
 
 static void send_and_truncate(th_tls_srv *s, tcpkit_conn *c)
 {
     if (tcpkit_send_all(c, "partial data", 12, NULL) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "send: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "send: %s", tcpkit_last_error());
     /* TCP FIN without close_notify: what an attacker's truncation looks like. */
     shutdown(tcpkit_conn_fd(c), SHUT_WR);
 }
@@ -612,17 +612,17 @@ END_TEST
 START_TEST(connect_timeout_covers_handshake)
 {
     int port;
-    int lfd = tk_raw_listen("127.0.0.1", 4, &port); /* accepts in the kernel, never speaks */
+    int lfd = th_raw_listen("127.0.0.1", 4, &port); /* accepts in the kernel, never speaks */
     char ps[8];
     snprintf(ps, sizeof ps, "%d", port);
     tcpkit_tls *cc = th_tls_client();
     tcpkit_opts *o = th_tls_opts(cc);
     tcpkit_opts_set_connect_timeout(o, 300);
     tcpkit_conn *c = NULL;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_assert_int_eq(tcpkit_connect(&c, "127.0.0.1", ps, o), TCPKIT_ETIMEDOUT);
-    int64_t took = tk_now_ms() - t0;
-    ck_assert_msg(took >= 250 && took < 5000 * tk_time_scale(), "took %lld ms", (long long)took);
+    int64_t took = th_now_ms() - t0;
+    ck_assert_msg(took >= 250 && took < 5000 * th_time_scale(), "took %lld ms", (long long)took);
     ck_assert_ptr_null(c);
     close(lfd);
     tcpkit_opts_free(o);
@@ -635,18 +635,18 @@ START_TEST(server_handshake_timeout)
     tcpkit_tls *sc = th_tls_server("server");
     tcpkit_opts *o = th_tls_opts(sc);
     tcpkit_opts_set_io_timeout(o, 300);
-    tcpkit_listener *l = tk_listen_opts("127.0.0.1", o);
-    int fd = tk_raw_connect("127.0.0.1", tcpkit_listener_port(l));
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", o);
+    int fd = th_raw_connect("127.0.0.1", tcpkit_listener_port(l));
     tcpkit_conn *c;
-    int64_t t0 = tk_now_ms();
+    int64_t t0 = th_now_ms();
     ck_ok(tcpkit_accept(l, &c, 5000)); /* returns at once: lazy handshake */
-    ck_assert_int_lt(tk_now_ms() - t0, 250);
+    ck_assert_int_lt(th_now_ms() - t0, 250);
     char b[4];
     size_t n;
     ck_assert_int_eq(tcpkit_recv(c, b, sizeof b, &n), TCPKIT_ETIMEDOUT);
-    ck_assert_int_ge(tk_now_ms() - t0, 250);
+    ck_assert_int_ge(th_now_ms() - t0, 250);
     /* A client that sends garbage instead of a ClientHello. */
-    tk_raw_send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+    th_raw_send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18);
     ck_assert_int_eq(tcpkit_conn_handshake(c), TCPKIT_ETLS);
     tcpkit_close(c);
     close(fd);
@@ -758,7 +758,7 @@ static void serve_handler(tcpkit_conn *c, void *arg)
         tcpkit_send_all(c, line, n, NULL);
 }
 
-static void serve_thread(tk_peer *p)
+static void serve_thread(th_peer *p)
 {
     tcpkit_listener *l = p->arg;
     p->result = tcpkit_serve(l, serve_handler, NULL, 2);
@@ -768,13 +768,13 @@ START_TEST(serve_tls_listener)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     tcpkit_opts *o = th_tls_opts(sc);
-    tcpkit_listener *l = tk_listen_opts("127.0.0.1", o);
-    tk_peer p = {.fd = -1, .arg = l};
-    tk_peer_start(&p, serve_thread);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", o);
+    th_peer p = {.fd = -1, .arg = l};
+    th_peer_start(&p, serve_thread);
     /* A silent client does not stall the accept loop. */
-    int silent = tk_raw_connect("127.0.0.1", tcpkit_listener_port(l));
+    int silent = th_raw_connect("127.0.0.1", tcpkit_listener_port(l));
     th_tls_srv s = {.l = l};
-    tk_port_str(l, s.port, sizeof s.port);
+    th_port_str(l, s.port, sizeof s.port);
     for (int i = 0; i < 4; i++) {
         tcpkit_conn *c = NULL;
         char msg[320], line[64];
@@ -786,7 +786,7 @@ START_TEST(serve_tls_listener)
         tcpkit_close(c);
     }
     tcpkit_listener_shutdown(l);
-    tk_peer_join(&p);
+    th_peer_join(&p);
     close(silent);
     tcpkit_listener_close(l);
     tcpkit_opts_free(o);
@@ -799,13 +799,13 @@ int main(void)
 {
     th_tls_certs_make();
     Suite *s = suite_create("tls");
-    TCase *tc = tk_tcase("config", 30);
+    TCase *tc = th_tcase("config", 30);
     tcase_add_test(tc, config_setters_validate);
     tcase_add_test(tc, config_files_checked_now);
     tcase_add_test(tc, opts_hold_a_reference);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("handshake", 60);
+    tc = th_tcase("handshake", 60);
     tcase_add_test(tc, handshake_and_info);
     tcase_add_test(tc, sni_sent_for_names);
     tcase_add_test(tc, plain_conn_info_is_einval);
@@ -826,7 +826,7 @@ int main(void)
     tcase_add_test(tc, min_version_13_against_12_only);
     suite_add_tcase(s, tc);
 
-    tc = tk_tcase("stream", 120);
+    tc = th_tcase("stream", 120);
     tcase_add_test(tc, starttls_upgrade);
     tcase_add_test(tc, starttls_refuses_buffered_plaintext);
     tcase_add_test(tc, close_notify_is_eof);
@@ -837,7 +837,7 @@ int main(void)
     tcase_add_test(tc, reload_with_live_connections);
     tcase_add_test(tc, serve_tls_listener);
     suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
+    int rc = th_run_suite(s);
     th_tls_certs_remove();
     return rc;
 }

@@ -14,7 +14,7 @@
 
 static size_t bulk_size(void)
 {
-    return tk_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
+    return th_under_valgrind() ? (size_t)4 << 20 : (size_t)64 << 20;
 }
 
 /* Echoes until close_notify, then sends its own. */
@@ -28,28 +28,28 @@ static void echo_all(th_tls_srv *s, tcpkit_conn *c)
         if (tcpkit_send_all(c, buf, n, NULL) != TCPKIT_OK)
             break;
     if (e != TCPKIT_EOF || tcpkit_close_write(c) != TCPKIT_OK)
-        tk_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
+        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
     free(buf);
 }
 
-static void bulk_sender(tk_peer *p)
+static void bulk_sender(th_peer *p)
 {
     size_t total = bulk_size(), chunk = 100003, off = 0;
     char *buf = malloc(chunk);
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     while (off < total) {
         size_t n = chunk < total - off ? chunk : total - off;
-        tk_fill(buf, n, 11, off);
-        h = tk_fnv(h, buf, n);
+        th_fill(buf, n, 11, off);
+        h = th_fnv(h, buf, n);
         if (tcpkit_send_all(p->conn, buf, n, NULL) != TCPKIT_OK) {
-            tk_peer_fail(p, "send: %s", tcpkit_last_error());
+            th_peer_fail(p, "send: %s", tcpkit_last_error());
             break;
         }
         off += n;
     }
     p->sum = h;
     if (tcpkit_close_write(p->conn) != TCPKIT_OK)
-        tk_peer_fail(p, "close_write: %s", tcpkit_last_error());
+        th_peer_fail(p, "close_write: %s", tcpkit_last_error());
     p->conn = NULL; /* the test closes it */
     free(buf);
 }
@@ -63,18 +63,18 @@ START_TEST(bulk_64mib_both_ways)
     tcpkit_opts *o = th_tls_opts(cc);
     ck_ok(tcpkit_connect(&c, "127.0.0.1", s.port, o));
     tcpkit_opts_free(o);
-    tk_peer snd = {.fd = -1, .conn = c};
-    tk_peer_start(&snd, bulk_sender);
+    th_peer snd = {.fd = -1, .conn = c};
+    th_peer_start(&snd, bulk_sender);
     size_t cap = 1 << 17, total = 0, n;
     char *buf = malloc(cap);
-    uint64_t h = TK_FNV_INIT;
+    uint64_t h = TH_FNV_INIT;
     tcpkit_err e;
     while ((e = tcpkit_recv(c, buf, cap, &n)) == TCPKIT_OK) {
-        h = tk_fnv(h, buf, n);
+        h = th_fnv(h, buf, n);
         total += n;
     }
     ck_assert_msg(e == TCPKIT_EOF, "%s", tcpkit_last_error());
-    tk_peer_join(&snd);
+    th_peer_join(&snd);
     th_tls_srv_join(&s);
     ck_assert_uint_eq(total, bulk_size());
     ck_assert(h == snd.sum);
@@ -89,10 +89,10 @@ int main(void)
 {
     th_tls_certs_make();
     Suite *s = suite_create("tls-threads");
-    TCase *tc = tk_tcase("bulk", 240);
+    TCase *tc = th_tcase("bulk", 240);
     tcase_add_test(tc, bulk_64mib_both_ways);
     suite_add_tcase(s, tc);
-    int rc = tk_run_suite(s);
+    int rc = th_run_suite(s);
     th_tls_certs_remove();
     return rc;
 }

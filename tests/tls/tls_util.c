@@ -90,13 +90,13 @@ tcpkit_opts *th_tls_opts(tcpkit_tls *cfg)
     return o;
 }
 
-static void srv_main(tk_peer *p)
+static void srv_main(th_peer *p)
 {
     th_tls_srv *s = p->arg;
     tcpkit_conn *c = NULL;
     tcpkit_err e = tcpkit_accept(s->l, &c, 20000);
     if (e != TCPKIT_OK) {
-        tk_peer_fail(p, "accept: %s", tcpkit_last_error());
+        th_peer_fail(p, "accept: %s", tcpkit_last_error());
         return;
     }
     p->conn = c;
@@ -114,20 +114,20 @@ static void srv_main(tk_peer *p)
 void th_tls_srv_start(th_tls_srv *s, tcpkit_tls *cfg, void (*fn)(th_tls_srv *, tcpkit_conn *))
 {
     tcpkit_opts *o = th_tls_opts(cfg);
-    s->l = tk_listen_opts("127.0.0.1", o);
+    s->l = th_listen_opts("127.0.0.1", o);
     tcpkit_opts_free(o);
-    tk_port_str(s->l, s->port, sizeof s->port);
+    th_port_str(s->l, s->port, sizeof s->port);
     s->fn = fn;
     s->hs = TCPKIT_OK;
     memset(&s->peer, 0, sizeof s->peer);
     s->peer.fd = -1;
     s->peer.arg = s;
-    tk_peer_start(&s->peer, srv_main);
+    th_peer_start(&s->peer, srv_main);
 }
 
 void th_tls_srv_join(th_tls_srv *s)
 {
-    tk_peer_join(&s->peer);
+    th_peer_join(&s->peer);
     tcpkit_listener_close(s->l);
     s->l = NULL;
 }
@@ -171,9 +171,9 @@ static bool read_some(th_proc *p, int ms)
 
 bool th_proc_wait_for(th_proc *p, const char *needle, int timeout_ms)
 {
-    int64_t end = tk_now_ms() + timeout_ms;
+    int64_t end = th_now_ms() + timeout_ms;
     while (!strstr(p->log, needle)) {
-        int64_t left = end - tk_now_ms();
+        int64_t left = end - th_now_ms();
         if (left <= 0 || !read_some(p, (int)left))
             return strstr(p->log, needle) != NULL;
     }
@@ -197,10 +197,10 @@ int th_proc_stop(th_proc *p)
 
 int th_proc_exit_code(th_proc *p, int timeout_ms)
 {
-    int64_t end = tk_now_ms() + timeout_ms;
-    while (tk_now_ms() < end && read_some(p, (int)(end - tk_now_ms())))
+    int64_t end = th_now_ms() + timeout_ms;
+    while (th_now_ms() < end && read_some(p, (int)(end - th_now_ms())))
         ;
-    if (tk_now_ms() >= end) { /* still talking: hung */
+    if (th_now_ms() >= end) { /* still talking: hung */
         th_proc_stop(p);
         return -1;
     }
@@ -217,7 +217,7 @@ int th_proc_exit_code(th_proc *p, int timeout_ms)
 int th_free_port(void)
 {
     int port = 0;
-    int fd = tk_raw_listen("127.0.0.1", 1, &port);
+    int fd = th_raw_listen("127.0.0.1", 1, &port);
     close(fd);
     return port;
 }

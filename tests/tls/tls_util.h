@@ -29,7 +29,7 @@ typedef struct th_tls_srv th_tls_srv;
 struct th_tls_srv {
     tcpkit_listener *l;
     char port[8];
-    tk_peer peer;
+    th_peer peer;
     void (*fn)(th_tls_srv *s, tcpkit_conn *c);
     tcpkit_err hs;
     char hs_msg[320];

@@ -1,0 +1,785 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file tcpkit.h
+ * @brief libtcpkit: TCP for C programs, with Go-quality semantics.
+ *
+ * libtcpkit wraps the classic TCP steps (resolve, connect, bind, listen,
+ * accept, send everything, receive until end of stream, close) behind three
+ * opaque handles:
+ *
+ * - ::tcpkit_conn, a connected byte stream;
+ * - ::tcpkit_listener, a bound, listening socket;
+ * - ::tcpkit_opts, an options object with setters.
+ *
+ * **Conventions shared by every function.**
+ *
+ * - Every function that can fail returns a ::tcpkit_err, where 0
+ *   (#TCPKIT_OK) is success. Results come back through out-parameters,
+ *   which are always written when the pointer is non-NULL, also on the
+ *   earliest failure (with 0 or NULL).
+ * - On failure, tcpkit_last_error() holds a detailed message and
+ *   tcpkit_last_errno() the OS error behind it, for the calling thread.
+ * - Transfer calls report the bytes they moved through a `size_t *`
+ *   out-parameter, also when they fail. That pointer may be NULL.
+ * - Timeouts are in milliseconds: -1 waits without limit, 0 tries once
+ *   without waiting (#TCPKIT_ETIMEDOUT if nothing was ready). A timeout
+ *   bounds the whole call, including retries after `EINTR`.
+ * - The library never changes a signal disposition (every send uses
+ *   `MSG_NOSIGNAL`, so a closed peer is #TCPKIT_ERESET, never `SIGPIPE`),
+ *   opens every descriptor with close-on-exec, never prints, never exits
+ *   and keeps no global mutable state besides the per-thread error record.
+ *
+ * **Threads.** Different handles are independent and may be used from
+ * different threads at once. On one connection, one thread may send while
+ * another receives; two concurrent senders, or two concurrent receivers, on
+ * one connection are a caller bug. tcpkit_listener_shutdown() may be called
+ * from any thread and from a signal handler.
+ */
+#ifndef TCPKIT_H
+#define TCPKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief Marks a function exported from the shared library. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define TCPKIT_EXPORT __attribute__((visibility("default")))
+#else
+#define TCPKIT_EXPORT
+#endif
+
+/** @brief Major version of the headers (incompatible API changes; never for 1.x). */
+#define TCPKIT_VERSION_MAJOR 1
+/** @brief Minor version of the headers (API additions). */
+#define TCPKIT_VERSION_MINOR 0
+/** @brief Patch version of the headers (fixes only). */
+#define TCPKIT_VERSION_PATCH 0
+/** @brief The headers' version as a string, "MAJOR.MINOR.PATCH". */
+#define TCPKIT_VERSION_STRING "1.0.0"
+
+/**
+ * @brief Buffer size that holds any address string the library writes.
+ *
+ * 64 bytes: enough for `[ipv6%scope]:65535` plus the terminating NUL.
+ */
+#define TCPKIT_ADDRSTRLEN 64
+
+/**
+ * @brief Result of every function that can fail.
+ *
+ * The values are part of the ABI: they never change, and new ones are only
+ * appended. tcpkit_strerror() names each one.
+ */
+typedef enum tcpkit_err {
+    TCPKIT_OK = 0,         /**< Success. */
+    TCPKIT_EOF = 1,        /**< The peer closed its sending side (orderly end of stream). */
+    TCPKIT_EINVAL = 2,     /**< Bad argument or misuse (NULL handle, bad port, zero capacity). */
+    TCPKIT_ENOMEM = 3,     /**< Out of memory. */
+    TCPKIT_ERESOLVE = 4,   /**< Name or service lookup failed. */
+    TCPKIT_EREFUSED = 5,   /**< Connection refused. */
+    TCPKIT_EUNREACH = 6,   /**< Network or host unreachable. */
+    TCPKIT_ETIMEDOUT = 7,  /**< The call's timeout passed. */
+    TCPKIT_ERESET = 8,     /**< The peer reset the connection (`ECONNRESET`, `EPIPE`). */
+    TCPKIT_EADDRINUSE = 9, /**< Address already in use. */
+    TCPKIT_EACCES = 10,    /**< Permission denied (e.g. a port below 1024). */
+    TCPKIT_ETOOBIG = 11,   /**< A bounded read reached its limit. */
+    TCPKIT_EMFILE = 12,    /**< Out of file descriptors (process or system). */
+    TCPKIT_ESHUTDOWN = 13, /**< The listener was shut down. */
+    TCPKIT_ESYS = 14       /**< Any other OS error; tcpkit_last_errno() says which. */
+} tcpkit_err;
+
+/** @brief Address family restriction for name resolution. */
+typedef enum tcpkit_family {
+    TCPKIT_FAMILY_ANY = 0,  /**< IPv4 and IPv6 (the default). */
+    TCPKIT_FAMILY_IPV4 = 1, /**< IPv4 only. */
+    TCPKIT_FAMILY_IPV6 = 2  /**< IPv6 only. */
+} tcpkit_family;
+
+/** @brief A connected TCP stream (opaque). */
+typedef struct tcpkit_conn tcpkit_conn;
+/** @brief A bound, listening TCP socket (opaque). */
+typedef struct tcpkit_listener tcpkit_listener;
+/** @brief Options for connecting and listening (opaque). */
+typedef struct tcpkit_opts tcpkit_opts;
+
+/**
+ * @brief A connection handler run by tcpkit_serve().
+ *
+ * @param conn the accepted connection. It is owned by tcpkit_serve(), which
+ *             closes it when the handler returns: the handler must not
+ *             close or free it, and must not keep it after returning.
+ * @param arg  the `arg` given to tcpkit_serve().
+ */
+typedef void (*tcpkit_handler)(tcpkit_conn *conn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief A short description of an error code, e.g. "connection refused".
+ *
+ * @param e any value; unknown values give "unknown error".
+ * @return a static string; never NULL, never to be freed.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT const char *tcpkit_strerror(tcpkit_err e);
+
+/**
+ * @brief The detailed message of the last failed call in this thread.
+ *
+ * For example `connect localhost:9: ::1 port 9: connection refused;
+ * 127.0.0.1 port 9: connection refused`. Successful calls leave it alone,
+ * as `errno` does.
+ *
+ * @return a thread-local string, valid until the next libtcpkit call in
+ *         this thread; the empty string when nothing failed yet. Never NULL;
+ *         never to be freed.
+ * @par Thread safety: safe (each thread has its own record).
+ * @since 1.0
+ */
+TCPKIT_EXPORT const char *tcpkit_last_error(void);
+
+/**
+ * @brief The OS `errno` behind the last failure in this thread.
+ *
+ * @return the errno value, or 0 when the last failure had no OS error
+ *         behind it (bad argument, name lookup failure, end of stream).
+ * @par Thread safety: safe (each thread has its own record).
+ * @since 1.0
+ */
+TCPKIT_EXPORT int tcpkit_last_errno(void);
+
+/* ------------------------------------------------------------------------ */
+/* Library                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief The version of the library actually running, e.g. "1.0.0".
+ *
+ * Compare with #TCPKIT_VERSION_STRING to detect a header/library mismatch.
+ *
+ * @return a static string; never NULL.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT const char *tcpkit_version(void);
+
+/**
+ * @brief Frees memory the library handed out (the data of tcpkit_recv_all()).
+ *
+ * @param p the pointer, or NULL (nothing happens).
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Creates an options object holding the defaults.
+ *
+ * Every function that takes options accepts NULL for "all defaults". An
+ * options object is only read by the calls it is given to: it may be freed
+ * or changed right after them, and one object may be shared by calls in
+ * several threads as long as no thread changes it meanwhile.
+ *
+ * Defaults: connect timeout -1, I/O timeout -1, family
+ * #TCPKIT_FAMILY_ANY, nodelay on, keepalive off, backlog `SOMAXCONN`,
+ * reuseport off, v6only off, fallback delay 250 ms.
+ *
+ * @param[out] out receives the new object (NULL on failure); free it with
+ *                 tcpkit_opts_free().
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p out is NULL; #TCPKIT_ENOMEM.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_new(tcpkit_opts **out);
+
+/**
+ * @brief Frees an options object.
+ *
+ * @param o the object, or NULL (nothing happens).
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_opts_free(tcpkit_opts *o);
+
+/**
+ * @brief Bounds the whole of tcpkit_connect(), every address tried.
+ *
+ * Name lookup itself (`getaddrinfo`) cannot be interrupted: a slow resolver
+ * can make tcpkit_connect() take longer than this timeout, after which no
+ * connection attempt is started.
+ *
+ * @param o  the options object.
+ * @param ms milliseconds, -1 for no limit (the default), 0 for a single
+ *           attempt that does not wait.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p ms < -1.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_connect_timeout(tcpkit_opts *o, int ms);
+
+/**
+ * @brief Initial per-call timeout of the connections made with these options.
+ *
+ * Applies to connections returned by tcpkit_connect() and to connections
+ * accepted from a listener created with these options. Each blocking call
+ * on such a connection is bounded by this timeout; change it later with
+ * tcpkit_conn_set_timeout().
+ *
+ * @param o  the options object.
+ * @param ms milliseconds, -1 for no limit (the default).
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p ms < -1.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_io_timeout(tcpkit_opts *o, int ms);
+
+/**
+ * @brief Restricts name resolution to one address family.
+ *
+ * @param o the options object.
+ * @param f #TCPKIT_FAMILY_ANY (the default), #TCPKIT_FAMILY_IPV4 or
+ *          #TCPKIT_FAMILY_IPV6.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p f is unknown.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_family(tcpkit_opts *o, tcpkit_family f);
+
+/**
+ * @brief Sets `TCP_NODELAY` (no Nagle delay) on connections; on by default.
+ *
+ * On by default, as in Go: small writes go out at once. Applies to
+ * connections from tcpkit_connect() and to those accepted from a listener.
+ *
+ * @param o  the options object.
+ * @param on true to disable Nagle's algorithm.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_nodelay(tcpkit_opts *o, bool on);
+
+/**
+ * @brief Enables TCP keepalive probes after @p idle_s idle seconds.
+ *
+ * Sets `SO_KEEPALIVE` and `TCP_KEEPIDLE` on connections. Idle times above
+ * the kernel's maximum (32767 s) are clamped to it.
+ *
+ * @param o      the options object.
+ * @param idle_s idle seconds before the first probe; 0 (the default) keeps
+ *               keepalive off.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p idle_s < 0.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_keepalive(tcpkit_opts *o, int idle_s);
+
+/**
+ * @brief Sets the listen backlog (the queue of connections not yet accepted).
+ *
+ * @param o the options object.
+ * @param n at least 1; the default is `SOMAXCONN`. The kernel caps it at
+ *          `net.core.somaxconn`.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p n < 1.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_backlog(tcpkit_opts *o, int n);
+
+/**
+ * @brief Sets `SO_REUSEPORT` on listeners, so several may share one port.
+ *
+ * `SO_REUSEADDR` is always set on listeners regardless of this option.
+ *
+ * @param o  the options object.
+ * @param on true to set it; off by default.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_reuseport(tcpkit_opts *o, bool on);
+
+/**
+ * @brief Makes an IPv6 listener accept IPv6 only (`IPV6_V6ONLY`).
+ *
+ * Off by default: an IPv6 listener (including the default all-interfaces
+ * listener on `::`) also accepts IPv4 clients, shown as plain IPv4.
+ *
+ * @param o  the options object.
+ * @param on true for IPv6 only.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_v6only(tcpkit_opts *o, bool on);
+
+/**
+ * @brief Sets the Happy Eyeballs (RFC 8305) connection-attempt delay.
+ *
+ * tcpkit_connect() starts the next address's attempt when the previous one
+ * has not succeeded within this delay (or as soon as it fails).
+ *
+ * @param o  the options object.
+ * @param ms 0 to 60000 milliseconds; the default is 250.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL if @p o is NULL or @p ms is out of range.
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
+
+/* ------------------------------------------------------------------------ */
+/* Client                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Resolves @p host and connects to it, racing its addresses.
+ *
+ * The addresses from `getaddrinfo` are raced Happy Eyeballs style
+ * (RFC 8305): families interleaved, the next attempt started after the
+ * fallback delay or as soon as the previous one fails, the first success
+ * wins and every other attempt is closed. The connect timeout bounds the
+ * whole race; name lookup itself cannot be interrupted.
+ *
+ * On failure the most telling error wins (#TCPKIT_EREFUSED over
+ * #TCPKIT_EUNREACH over #TCPKIT_ETIMEDOUT) and tcpkit_last_error() lists
+ * every attempt, e.g. `connect localhost:9: ::1 port 9: connection refused;
+ * 127.0.0.1 port 9: connection refused`.
+ *
+ * The connection gets the options' I/O timeout, nodelay and keepalive.
+ *
+ * @param[out] out  receives the connection (NULL on failure); release it
+ *                  with tcpkit_close() or tcpkit_abort().
+ * @param host a host name or a numeric address (IPv6 without brackets,
+ *             e.g. "::1"; brackets are tolerated). NULL or "" is invalid;
+ *             names longer than 253 bytes are invalid.
+ * @param port a number from 1 to 65535, or a service name ("http").
+ * @param opts options, or NULL for the defaults. Only read during the call.
+ * @return #TCPKIT_OK;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL, empty or over-long
+ *         @p host, or a numeric @p port outside 1-65535 ("0", "65536", "-1");
+ *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
+ *         #TCPKIT_EREFUSED, #TCPKIT_EUNREACH, #TCPKIT_ETIMEDOUT,
+ *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
+                                        const tcpkit_opts *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Creates a socket bound to @p host and @p port, and listens on it.
+ *
+ * `SO_REUSEADDR` is always set, so a restarted server can bind again while
+ * old connections sit in TIME_WAIT. With @p host NULL or "", the listener
+ * takes every interface: dual-stack `::` (IPv4 too, unless v6only is set),
+ * or `0.0.0.0` on hosts without IPv6. A name that resolves to several
+ * addresses binds the first one that works, IPv4 addresses first (as Go
+ * does).
+ *
+ * The options' backlog, reuseport and v6only shape the listener; its
+ * nodelay, keepalive and I/O timeout apply to every accepted connection.
+ *
+ * @param[out] out  receives the listener (NULL on failure); release it with
+ *                  tcpkit_listener_close().
+ * @param host a numeric address or host name to bind, or NULL/"" for all
+ *             interfaces.
+ * @param port a number from 0 to 65535 ("0" for an ephemeral port, see
+ *             tcpkit_listener_port()), or a service name.
+ * @param opts options, or NULL for the defaults. Only read during the call.
+ * @return #TCPKIT_OK;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL @p port or a numeric
+ *         @p port outside 0-65535;
+ *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
+ *         #TCPKIT_EADDRINUSE; #TCPKIT_EACCES (e.g. a port below 1024
+ *         without privilege); #TCPKIT_EMFILE; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *port,
+                                       const tcpkit_opts *opts);
+
+/**
+ * @brief The port the listener is bound to (useful after port "0").
+ *
+ * @param l the listener.
+ * @return the port (1-65535), or -1 if @p l is NULL.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT int tcpkit_listener_port(const tcpkit_listener *l);
+
+/**
+ * @brief Writes the listener's local address, e.g. "127.0.0.1:9999" or "[::]:9999".
+ *
+ * @param l   the listener.
+ * @param buf where to write the NUL-terminated string.
+ * @param cap the size of @p buf; #TCPKIT_ADDRSTRLEN is always enough.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument or a @p cap too
+ *         small (nothing is written past @p cap; @p buf gets "" if @p cap
+ *         is not 0); #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_listener_addr(const tcpkit_listener *l, char *buf, size_t cap);
+
+/**
+ * @brief The listener's descriptor, e.g. to add it to your own poll loop.
+ *
+ * The descriptor is non-blocking and close-on-exec. It stays owned by the
+ * listener: do not close it.
+ *
+ * @param l the listener.
+ * @return the descriptor, or -1 if @p l is NULL.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT int tcpkit_listener_fd(const tcpkit_listener *l);
+
+/**
+ * @brief Waits for and accepts the next connection.
+ *
+ * Transient errors (a client that reset before being accepted:
+ * `ECONNABORTED`, `EPROTO`, `ENETDOWN` and the like) are retried inside,
+ * within the timeout. Running out of descriptors is reported at once, never
+ * spun on. The connection gets the listener's nodelay, keepalive and I/O
+ * timeout options.
+ *
+ * @param l          the listener.
+ * @param[out] out   receives the connection (NULL on failure); release it
+ *                   with tcpkit_close() or tcpkit_abort().
+ * @param timeout_ms milliseconds to wait, -1 for no limit, 0 to take only a
+ *                   connection that is already waiting.
+ * @return #TCPKIT_OK;
+ *         #TCPKIT_EINVAL for a NULL argument or @p timeout_ms < -1;
+ *         #TCPKIT_ETIMEDOUT when no client came in time;
+ *         #TCPKIT_ESHUTDOWN after tcpkit_listener_shutdown() (also when it
+ *         interrupts the wait);
+ *         #TCPKIT_EMFILE when the process or system is out of descriptors;
+ *         #TCPKIT_ENOMEM; #TCPKIT_ESYS.
+ * @par Thread safety: safe; several threads may accept on one listener.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_accept(tcpkit_listener *l, tcpkit_conn **out, int timeout_ms);
+
+/**
+ * @brief Accepts connections in a loop and runs @p fn on each, on a worker thread.
+ *
+ * The calling thread accepts; each connection is handed to a worker thread
+ * that runs `fn(conn, arg)` and then closes the connection (tcpkit_close()).
+ * At most @p max_conns handlers run at once: while all are busy, no more
+ * connections are accepted, so further clients wait in the listen backlog
+ * instead of being refused. Worker threads are created only when no idle one
+ * is left (never more than @p max_conns) and are reused for later
+ * connections; all of them have ended when the call returns.
+ *
+ * The server never dies of a client's behaviour: clients that go away
+ * before they are accepted are skipped, and when the process runs out of
+ * descriptors, memory or threads (`EMFILE`, `ENFILE`, `ENOMEM`, a failed
+ * `pthread_create`) the loop pauses 10 ms, doubling up to 100 ms, and
+ * retries; the waiting client stays in the backlog meanwhile. The pause
+ * never spins and tcpkit_listener_shutdown() interrupts it.
+ *
+ * **Stopping.** After tcpkit_listener_shutdown() (from any thread, from a
+ * handler, or from a signal handler) no further connection is accepted,
+ * receives that handlers are blocked in (tcpkit_recv() and the other
+ * receive calls) return #TCPKIT_ESHUTDOWN, and the call returns once every
+ * handler has returned. Sends are not interrupted: a handler blocked in
+ * tcpkit_send_all() to a peer that reads nothing delays the return until
+ * its timeout passes (set one with tcpkit_opts_set_io_timeout() or
+ * tcpkit_conn_set_timeout()). Connections still waiting in the backlog are
+ * reset when the listener is closed. Called on a listener that is already
+ * shut down, the call returns #TCPKIT_OK at once.
+ *
+ * **Worker threads** have a 512 KiB stack: enough for ordinary handlers
+ * (buffers of tens of KiB on the stack, libc calls), not for large arrays on
+ * the stack (allocate those). They start with the signal mask of the thread
+ * that called tcpkit_serve(), plus `SIGHUP`, `SIGINT`, `SIGQUIT`, `SIGTERM`,
+ * `SIGUSR1`, `SIGUSR2`, `SIGALRM`, `SIGCHLD` and `SIGWINCH` blocked: these
+ * process-directed signals are delivered to the program's own threads (for
+ * example the one in tcpkit_serve(), whose handler may call
+ * tcpkit_listener_shutdown()) and never interrupt a handler. Fault signals
+ * and `SIGPIPE` are left alone.
+ *
+ * @param l         the listener; it stays owned by the caller, who closes it
+ *                  with tcpkit_listener_close() after this call returned.
+ * @param fn        the handler. It receives a connection owned by
+ *                  tcpkit_serve(): it must not close it or keep it after
+ *                  returning. The connection has the listener's options
+ *                  (I/O timeout, nodelay, keepalive). Handlers run
+ *                  concurrently and must be thread-safe with respect to
+ *                  @p arg.
+ * @param arg       passed unchanged to every call of @p fn.
+ * @param max_conns the most connections handled at once (and the most
+ *                  worker threads); at least 1.
+ * @return #TCPKIT_OK after tcpkit_listener_shutdown(), once every handler
+ *         has returned;
+ *         #TCPKIT_EINVAL for a NULL @p l or @p fn, or @p max_conns < 1
+ *         (nothing is started);
+ *         #TCPKIT_ESYS (with tcpkit_last_errno()) when the listener's
+ *         descriptor itself became unusable (`EBADF`, `ENOTSOCK`, `EINVAL`);
+ *         the listener is then shut down and the call returns once every
+ *         handler has returned.
+ *         #TCPKIT_EMFILE and #TCPKIT_ENOMEM are never returned: they are
+ *         waited out as described above.
+ * @par Thread safety: safe. Several threads may serve (and accept on) one
+ *      listener at once, each call with its own @p max_conns; one
+ *      tcpkit_listener_shutdown() stops all of them.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_serve(tcpkit_listener *l, tcpkit_handler fn, void *arg,
+                                      int max_conns);
+
+/**
+ * @brief Stops the listener: wakes every blocked accept and serve on it.
+ *
+ * After this call tcpkit_accept() returns #TCPKIT_ESHUTDOWN. The listener
+ * still has to be released with tcpkit_listener_close() once no thread uses
+ * it any more. Calling it more than once is harmless.
+ *
+ * @param l the listener, or NULL (nothing happens).
+ * @par Thread safety: safe, and async-signal-safe: it may be called from a
+ *      signal handler (e.g. for SIGINT).
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_listener_shutdown(tcpkit_listener *l);
+
+/**
+ * @brief Closes the listening socket and frees the listener.
+ *
+ * Connections already accepted are not affected.
+ *
+ * @param l the listener, or NULL (nothing happens).
+ * @par Thread safety: no other thread may use @p l during or after this
+ *      call; wake them with tcpkit_listener_shutdown() first.
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
+
+/* ------------------------------------------------------------------------ */
+/* Connection                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Sends all @p len bytes, or fails.
+ *
+ * Retries short writes and `EINTR` until everything is handed to the
+ * kernel, within the connection's timeout for the whole call. Sending never
+ * raises `SIGPIPE`: a peer that has gone away gives #TCPKIT_ERESET.
+ *
+ * @param c         the connection.
+ * @param buf       the bytes to send (may be NULL when @p len is 0).
+ * @param len       how many; 0 is a successful no-op.
+ * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
+ * @return #TCPKIT_OK when all were sent;
+ *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESYS.
+ * @par Thread safety: one sender per connection at a time.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t len, size_t *sent);
+
+/**
+ * @brief Waits for at least one byte and returns what is there, up to @p cap.
+ *
+ * Bytes buffered by tcpkit_recv_line() are returned first.
+ *
+ * @param c        the connection.
+ * @param buf      where to put the bytes.
+ * @param cap      the size of @p buf; must not be 0.
+ * @param[out] got bytes received (0 on failure or at end of stream); may
+ *                 be NULL.
+ * @return #TCPKIT_OK with @p *got > 0;
+ *         #TCPKIT_EOF with @p *got 0 when the peer has closed its side;
+ *         #TCPKIT_EINVAL for a NULL @p c or @p buf, or @p cap 0;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
+ *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
+ *         tcpkit_listener_shutdown(); #TCPKIT_ESYS.
+ * @par Thread safety: one receiver per connection at a time.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_recv(tcpkit_conn *c, void *buf, size_t cap, size_t *got);
+
+/**
+ * @brief Receives exactly @p len bytes.
+ *
+ * The timeout bounds the whole call. On failure the bytes that did arrive
+ * are in @p buf and counted in @p *got.
+ *
+ * @param c        the connection.
+ * @param buf      where to put the bytes (may be NULL when @p len is 0).
+ * @param len      how many; 0 is a successful no-op.
+ * @param[out] got bytes received, also on failure; may be NULL.
+ * @return #TCPKIT_OK with @p *got == @p len;
+ *         #TCPKIT_EOF when the stream ended first;
+ *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ * @par Thread safety: one receiver per connection at a time.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_recv_exact(tcpkit_conn *c, void *buf, size_t len, size_t *got);
+
+/**
+ * @brief Receives until end of stream into a new buffer, at most @p max bytes.
+ *
+ * The buffer holds one extra NUL byte after the data (not counted in
+ * @p *len), so text can be used as a C string. As soon as more than @p max
+ * bytes have arrived the call stops with #TCPKIT_ETOOBIG and keeps the
+ * first @p max bytes; it does not wait for end of stream. The timeout
+ * bounds the whole call.
+ *
+ * @param c         the connection.
+ * @param[out] data receives the buffer. On every outcome except
+ *                  #TCPKIT_EINVAL and a failed first allocation it holds
+ *                  what arrived (possibly nothing); the caller owns it and
+ *                  frees it with tcpkit_free(). NULL when no buffer exists.
+ * @param[out] len  bytes in @p *data; may be NULL.
+ * @param max       the most bytes to accept; must not be 0.
+ * @return #TCPKIT_OK at end of stream;
+ *         #TCPKIT_ETOOBIG when more than @p max bytes arrived;
+ *         #TCPKIT_EINVAL for a NULL @p c or @p data, or @p max 0;
+ *         #TCPKIT_ENOMEM (with what arrived so far);
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ * @par Thread safety: one receiver per connection at a time.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_recv_all(tcpkit_conn *c, void **data, size_t *len, size_t max);
+
+/**
+ * @brief Receives one line, through the next `\n` (kept), NUL-terminated.
+ *
+ * CR LF line ends are kept as they are. Bytes read past the newline stay
+ * buffered in the connection, and every other receive call returns them
+ * first. If no newline comes within `cap - 1` bytes the call returns
+ * #TCPKIT_ETOOBIG with those bytes in @p buf; the rest of that line is
+ * still unread. If the stream ends after a partial line, that line is
+ * returned with #TCPKIT_OK and the next call returns #TCPKIT_EOF.
+ *
+ * On #TCPKIT_ETIMEDOUT and #TCPKIT_ESHUTDOWN nothing is consumed: a partial
+ * line stays buffered for the next call and @p *len is 0. On a reset or
+ * another OS error, the partial line is handed back in @p buf and @p *len.
+ *
+ * @param c        the connection.
+ * @param buf      where to put the line.
+ * @param cap      the size of @p buf; must not be 0 (and 1 leaves no room
+ *                 for any byte: #TCPKIT_ETOOBIG).
+ * @param[out] len bytes in @p buf, not counting the NUL; may be NULL.
+ * @return #TCPKIT_OK; #TCPKIT_EOF (nothing left at all);
+ *         #TCPKIT_ETOOBIG; #TCPKIT_EINVAL for a NULL @p c or @p buf, or
+ *         @p cap 0; #TCPKIT_ENOMEM; #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
+ *         #TCPKIT_ESHUTDOWN; #TCPKIT_ESYS.
+ * @par Thread safety: one receiver per connection at a time.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap, size_t *len);
+
+/**
+ * @brief Half-closes the connection: the peer sees end of stream.
+ *
+ * Receiving still works, so a client can send a whole request, half-close,
+ * and then read the whole reply.
+ *
+ * @param c the connection.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ERESET when
+ *         the connection is already gone; #TCPKIT_ESYS.
+ * @par Thread safety: safe against a concurrent receiver.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_close_write(tcpkit_conn *c);
+
+/**
+ * @brief Closes the connection and frees it. Never blocks.
+ *
+ * Unsent data is still delivered by the kernel in the background.
+ *
+ * @param c the connection, or NULL (nothing happens).
+ * @par Thread safety: no other thread may use @p c during or after this call.
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_close(tcpkit_conn *c);
+
+/**
+ * @brief Resets the connection (RST, `SO_LINGER` 0) and frees it.
+ *
+ * **Dangerous:** unsent and unread data is thrown away and the peer sees
+ * #TCPKIT_ERESET. Use it to drop a misbehaving peer, or to avoid TIME_WAIT.
+ *
+ * @param c the connection, or NULL (nothing happens).
+ * @par Thread safety: no other thread may use @p c during or after this call.
+ * @since 1.0
+ */
+TCPKIT_EXPORT void tcpkit_abort(tcpkit_conn *c);
+
+/**
+ * @brief Sets the per-call timeout of later blocking calls on @p c.
+ *
+ * @param c  the connection.
+ * @param ms milliseconds, -1 for no limit, 0 to never wait.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c or @p ms < -1.
+ * @par Thread safety: not while another thread is in a call on @p c.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_set_timeout(tcpkit_conn *c, int ms);
+
+/**
+ * @brief The connection's descriptor (non-blocking, close-on-exec).
+ *
+ * It stays owned by @p c: do not close it. Reading from it directly
+ * bypasses bytes that tcpkit_recv_line() buffered.
+ *
+ * @param c the connection.
+ * @return the descriptor, or -1 if @p c is NULL.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT int tcpkit_conn_fd(const tcpkit_conn *c);
+
+/**
+ * @brief Writes the peer's address, e.g. "203.0.113.5:51234" or "[::1]:51234".
+ *
+ * An IPv4 client of a dual-stack listener is shown as plain IPv4, never as
+ * <tt>\::ffff:...</tt>. The address is recorded when the connection is made, so
+ * this works after a reset too.
+ *
+ * @param c   the connection.
+ * @param buf where to write the NUL-terminated string.
+ * @param cap the size of @p buf; #TCPKIT_ADDRSTRLEN is always enough.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument or a @p cap too
+ *         small (nothing is written past @p cap).
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_peer(const tcpkit_conn *c, char *buf, size_t cap);
+
+/**
+ * @brief Writes the connection's local address, formatted as tcpkit_conn_peer().
+ *
+ * @param c   the connection.
+ * @param buf where to write the NUL-terminated string.
+ * @param cap the size of @p buf; #TCPKIT_ADDRSTRLEN is always enough.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument or a @p cap too
+ *         small (nothing is written past @p cap); #TCPKIT_ESYS.
+ * @par Thread safety: safe.
+ * @since 1.0
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TCPKIT_H */
