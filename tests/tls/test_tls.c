@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define ck_ok(call) ck_assert_msg((call) == TCPKIT_OK, "%s: %s", #call, tcpkit_last_error())
@@ -795,6 +796,150 @@ START_TEST(serve_tls_listener)
 }
 END_TEST
 
+/* ---- the 1.1 calls over TLS ---- */
+
+static bool echo_msg_then_stream(tcpkit_conn *c)
+{
+    void *m = NULL, *all = NULL;
+    size_t n, total;
+    bool ok = tcpkit_recv_msg(c, &m, &n, 1024) == TCPKIT_OK &&
+              tcpkit_send_msg(c, m, n, NULL) == TCPKIT_OK &&
+              tcpkit_recv_all(c, &all, &total, 1 << 20) == TCPKIT_OK;
+    if (ok) {
+        struct iovec iov[2] = {{all, total / 2}, {(char *)all + total / 2, total - total / 2}};
+        ok = tcpkit_sendv(c, iov, 2, NULL) == TCPKIT_OK && tcpkit_close_write(c) == TCPKIT_OK;
+    }
+    tcpkit_free(m);
+    tcpkit_free(all);
+    return ok;
+}
+
+/* Echoes one message with send_msg, then everything until close_notify
+ * in two halves with sendv, then close_notify. */
+static void msg_and_stream_echo(th_tls_srv *s, tcpkit_conn *c)
+{
+    if (!echo_msg_then_stream(c))
+        th_peer_fail(&s->peer, "msg echo: %s", tcpkit_last_error());
+}
+
+START_TEST(msg_sendv_sendfile_over_tls)
+{
+    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
+    th_tls_srv s;
+    th_tls_srv_start(&s, sc, msg_and_stream_echo);
+    tcpkit_conn *c = NULL;
+    char msg[320];
+    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    ck_ok(tcpkit_send_msg(c, "framed", 6, NULL));
+    void *m;
+    size_t n;
+    ck_ok(tcpkit_recv_msg(c, &m, &n, 64));
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(memcmp(m, "framed", 6), 0);
+    tcpkit_free(m);
+    /* sendv, then a file through sendfile's TLS path. */
+    struct iovec iov[3] = {{"one ", 4}, {"two ", 4}, {"three ", 6}};
+    ck_ok(tcpkit_sendv(c, iov, 3, &n));
+    ck_assert_uint_eq(n, 14);
+    FILE *f = tmpfile();
+    size_t flen = 300000;
+    char *fdata = th_pattern(flen, 5);
+    ck_assert_uint_eq(fwrite(fdata, 1, flen, f), flen);
+    fflush(f);
+    ck_ok(tcpkit_sendfile(c, fileno(f), 0, flen, &n));
+    ck_assert_uint_eq(n, flen);
+    fclose(f);
+    ck_ok(tcpkit_close_write(c));
+    void *all;
+    ck_ok(tcpkit_recv_all(c, &all, &n, 1 << 20));
+    ck_assert_uint_eq(n, 14 + flen);
+    ck_assert_int_eq(memcmp(all, "one two three ", 14), 0);
+    ck_assert_int_eq(memcmp((char *)all + 14, fdata, flen), 0);
+    tcpkit_free(all);
+    free(fdata);
+    th_tls_srv_join(&s);
+    tcpkit_close(c);
+    tcpkit_tls_free(sc);
+    tcpkit_tls_free(cc);
+}
+END_TEST
+
+static void send_two_lines(th_tls_srv *s, tcpkit_conn *c)
+{
+    if (tcpkit_send_all(c, "abc\ndefg\n", 9, NULL) != TCPKIT_OK)
+        th_peer_fail(&s->peer, "send: %s", tcpkit_last_error());
+}
+
+START_TEST(buffered_counts_decrypted_bytes)
+{
+    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
+    th_tls_srv s;
+    th_tls_srv_start(&s, sc, send_two_lines);
+    tcpkit_conn *c = NULL;
+    char msg[320], b[16];
+    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    size_t n;
+    ck_ok(tcpkit_recv_exact(c, b, 1, &n)); /* one record: 8 bytes stay decrypted in OpenSSL */
+    ck_assert_uint_eq(tcpkit_conn_buffered(c), 8);
+    /* Ready without any wait, even with a zero timeout. */
+    ck_ok(tcpkit_conn_set_timeout(c, 0));
+    ck_ok(tcpkit_recv_line(c, b, sizeof b, &n));
+    ck_assert_str_eq(b, "bc\n");
+    ck_assert_uint_eq(tcpkit_conn_buffered(c), 5);
+    ck_ok(tcpkit_recv_exact(c, b, 5, &n));
+    ck_assert_uint_eq(tcpkit_conn_buffered(c), 0);
+    th_tls_srv_join(&s);
+    tcpkit_close(c);
+    tcpkit_tls_free(sc);
+    tcpkit_tls_free(cc);
+}
+END_TEST
+
+/* Writes its kernel thread id to the pipe in arg, then handshakes. */
+static void handshake_in_thread(th_peer *p)
+{
+    pid_t tid = th_gettid();
+    if (write(*(int *)p->arg, &tid, sizeof tid) != sizeof tid)
+        th_peer_fail(p, "pipe");
+    p->result = tcpkit_conn_handshake(p->conn);
+    p->conn = NULL; /* the test closes it */
+}
+
+START_TEST(cancel_and_deadline_during_handshake)
+{
+    tcpkit_tls *sc = th_tls_server("server");
+    tcpkit_opts *o = th_tls_opts(sc);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", o);
+    int fd = th_raw_connect("127.0.0.1", tcpkit_listener_port(l));
+    tcpkit_conn *c;
+    ck_ok(tcpkit_accept(l, &c, 5000));
+    /* The conn's deadline bounds the handshake like any other call. */
+    ck_ok(tcpkit_conn_set_deadline(c, 300));
+    int64_t t0 = th_now_ms();
+    ck_assert_int_eq(tcpkit_conn_handshake(c), TCPKIT_ETIMEDOUT);
+    ck_assert_int_ge(th_now_ms() - t0, 250);
+    ck_ok(tcpkit_conn_set_deadline(c, -1));
+    /* A cancel from another thread ends a handshake that waits. */
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    th_peer p = {.fd = -1, .conn = c, .arg = &pfd[1]};
+    th_peer_start(&p, handshake_in_thread);
+    pid_t tid;
+    ck_assert_int_eq(read(pfd[0], &tid, sizeof tid), sizeof tid);
+    ck_assert(th_wait_thread_sleeping(tid, 5000));
+    tcpkit_conn_cancel(c);
+    th_peer_join(&p);
+    ck_assert_int_eq(p.result, TCPKIT_ECANCELED);
+    close(pfd[0]);
+    close(pfd[1]);
+    tcpkit_close(c);
+    close(fd);
+    tcpkit_listener_close(l);
+    tcpkit_opts_free(o);
+    tcpkit_tls_free(sc);
+}
+END_TEST
+
 int main(void)
 {
     th_tls_certs_make();
@@ -836,6 +981,9 @@ int main(void)
     tcase_add_test(tc, no_sigpipe_to_vanished_peer);
     tcase_add_test(tc, reload_with_live_connections);
     tcase_add_test(tc, serve_tls_listener);
+    tcase_add_test(tc, msg_sendv_sendfile_over_tls);
+    tcase_add_test(tc, buffered_counts_decrypted_bytes);
+    tcase_add_test(tc, cancel_and_deadline_during_handshake);
     suite_add_tcase(s, tc);
     int rc = th_run_suite(s);
     th_tls_certs_remove();
