@@ -402,6 +402,11 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  *
  * The connection gets the options' I/O timeout, nodelay and keepalive.
  *
+ * With a TLS configuration in @p opts (tcpkit_opts_set_tls(), new in 1.1)
+ * the TLS handshake runs after the race is won, inside the same connect
+ * timeout: the server's chain and its name (@p host, or the configured
+ * server name) are verified, and SNI is sent for names, not IP literals.
+ *
  * @param[out] out  receives the connection (NULL on failure); release it
  *                  with tcpkit_close() or tcpkit_abort().
  * @param host a host name or a numeric address (IPv6 without brackets,
@@ -414,7 +419,10 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  *         @p host, or a numeric @p port outside 1-65535 ("0", "65536", "-1");
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EREFUSED, #TCPKIT_EUNREACH, #TCPKIT_ETIMEDOUT,
- *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS.
+ *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS;
+ *         with TLS: #TCPKIT_ECERT when the server's certificate is refused
+ *         (the message names why, e.g. "certificate has expired"),
+ *         #TCPKIT_ETLS for any other handshake failure.
  * @par Thread safety: safe.
  * @since 1.0
  */
@@ -437,6 +445,8 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  *
  * The options' backlog, reuseport and v6only shape the listener; its
  * nodelay, keepalive and I/O timeout apply to every accepted connection.
+ * With a TLS configuration (new in 1.1) accepted connections speak TLS;
+ * the listener keeps its own reference to the configuration.
  *
  * @param[out] out  receives the listener (NULL on failure); release it with
  *                  tcpkit_listener_close().
@@ -446,8 +456,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  *             tcpkit_listener_port()), or a service name.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
- *         #TCPKIT_EINVAL for a NULL @p out, a NULL @p port or a numeric
- *         @p port outside 0-65535;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL @p port, a numeric
+ *         @p port outside 0-65535, or a TLS configuration without a
+ *         certificate;
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EADDRINUSE; #TCPKIT_EACCES (e.g. a port below 1024
  *         without privilege); #TCPKIT_EMFILE; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
@@ -623,7 +634,8 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  *
  * Retries short writes and `EINTR` until everything is handed to the
  * kernel, within the connection's timeout for the whole call. Sending never
- * raises `SIGPIPE`: a peer that has gone away gives #TCPKIT_ERESET.
+ * raises `SIGPIPE`: a peer that has gone away gives #TCPKIT_ERESET. Over
+ * TLS, @p sent counts plaintext bytes taken by the TLS layer.
  *
  * @param c         the connection.
  * @param buf       the bytes to send (may be NULL when @p len is 0).
@@ -631,7 +643,8 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  * @param[out] sent bytes handed to the kernel, also on failure; may be NULL.
  * @return #TCPKIT_OK when all were sent;
  *         #TCPKIT_EINVAL for a NULL @p c, or a NULL @p buf with @p len > 0;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET; #TCPKIT_ESYS; over TLS also
+ *         #TCPKIT_ETLS and #TCPKIT_ECERT (a failed lazy handshake).
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
  */
@@ -640,7 +653,10 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t
 /**
  * @brief Waits for at least one byte and returns what is there, up to @p cap.
  *
- * Bytes buffered by tcpkit_recv_line() are returned first.
+ * Bytes buffered by tcpkit_recv_line() are returned first. Over TLS,
+ * #TCPKIT_EOF means the peer sent `close_notify`; a TCP end of stream
+ * without it is #TCPKIT_ETLS ("peer closed without close_notify: the data
+ * may be truncated").
  *
  * @param c        the connection.
  * @param buf      where to put the bytes.
@@ -652,7 +668,8 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t
  *         #TCPKIT_EINVAL for a NULL @p c or @p buf, or @p cap 0;
  *         #TCPKIT_ETIMEDOUT; #TCPKIT_ERESET;
  *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
- *         tcpkit_listener_shutdown(); #TCPKIT_ESYS.
+ *         tcpkit_listener_shutdown(); #TCPKIT_ESYS; over TLS also
+ *         #TCPKIT_ETLS and #TCPKIT_ECERT.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -735,11 +752,14 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap,
  * @brief Half-closes the connection: the peer sees end of stream.
  *
  * Receiving still works, so a client can send a whole request, half-close,
- * and then read the whole reply.
+ * and then read the whole reply. Over TLS it first finishes a pending
+ * handshake and sends `close_notify` (within the connection's timeout),
+ * then half-closes the socket.
  *
  * @param c the connection.
  * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ERESET when
- *         the connection is already gone; #TCPKIT_ESYS.
+ *         the connection is already gone; #TCPKIT_ESYS; over TLS also
+ *         #TCPKIT_ETLS, #TCPKIT_ECERT and #TCPKIT_ETIMEDOUT.
  * @par Thread safety: safe against a concurrent receiver.
  * @since 1.0
  */
@@ -748,7 +768,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_close_write(tcpkit_conn *c);
 /**
  * @brief Closes the connection and frees it. Never blocks.
  *
- * Unsent data is still delivered by the kernel in the background.
+ * Unsent data is still delivered by the kernel in the background. A TLS
+ * connection sends `close_notify` first if that is possible without
+ * waiting (never a `SIGPIPE`, even to a vanished peer).
  *
  * @param c the connection, or NULL (nothing happens).
  * @par Thread safety: no other thread may use @p c during or after this call.
@@ -825,6 +847,13 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_local(const tcpkit_conn *c, char *buf, size
 /* ------------------------------------------------------------------------ */
 /* TLS (@since 1.1)                                                         */
 /* ------------------------------------------------------------------------ */
+/* Every I/O call works unchanged over TLS, with the same contracts (partial
+ * progress, timeouts, deadlines, cancel, shutdown wake-ups, one sender plus
+ * one receiver at once); each can also return TCPKIT_ETLS or TCPKIT_ECERT.
+ * Connections accepted from a TLS listener handshake lazily, on their first
+ * I/O call or tcpkit_conn_handshake(). In a build without OpenSSL every
+ * function here exists and returns TCPKIT_ENOTSUP (tcpkit_conn_handshake()
+ * and tcpkit_conn_tls_info() then see only plain connections). */
 
 /**
  * @brief Creates a TLS configuration holding the secure defaults.
@@ -1024,7 +1053,7 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_tls(tcpkit_opts *o, tcpkit_tls *t);
 /**
  * @brief STARTTLS, client side: upgrades a plain connection and handshakes.
  *
- * The handshake is bounded by the connection's timeout.
+ * The handshake is bounded by the connection's timeout and deadline.
  *
  * @param c           a plain connection.
  * @param t           the configuration (the connection keeps what it needs).
@@ -1034,8 +1063,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_tls(tcpkit_opts *o, tcpkit_tls *t);
  *         already speaks TLS; #TCPKIT_ETLS when plaintext bytes are
  *         buffered unread (they would be injected into the secure session;
  *         nothing changes) or the handshake fails; #TCPKIT_ECERT;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ESHUTDOWN; #TCPKIT_ERESET;
- *         #TCPKIT_ENOMEM; #TCPKIT_ESYS; #TCPKIT_ENOTSUP without OpenSSL.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ECANCELED; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ERESET; #TCPKIT_ENOMEM; #TCPKIT_ESYS; #TCPKIT_ENOTSUP
+ *         without OpenSSL.
  *         After a failed handshake the connection is only fit for closing.
  * @par Thread safety: no other thread may use @p c during this call.
  * @since 1.1
@@ -1061,13 +1091,14 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_start_tls_server(tcpkit_conn *c, tcpkit_tls
  * @brief Runs a pending TLS handshake now.
  *
  * Connections accepted from a TLS listener handshake lazily on their first
- * I/O call; this runs it at once, bounded by the connection's timeout.
+ * I/O call; this runs it at once, bounded by the connection's timeout and
+ * deadline.
  *
  * @param c the connection.
  * @return #TCPKIT_OK at once when the handshake is done or @p c is plain;
  *         #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ETLS; #TCPKIT_ECERT;
- *         #TCPKIT_ETIMEDOUT; #TCPKIT_ESHUTDOWN; #TCPKIT_ERESET;
- *         #TCPKIT_ESYS.
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ECANCELED after tcpkit_conn_cancel();
+ *         #TCPKIT_ESHUTDOWN; #TCPKIT_ERESET; #TCPKIT_ESYS.
  * @par Thread safety: safe against one concurrent sender and receiver.
  * @since 1.1
  */
@@ -1081,9 +1112,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_handshake(tcpkit_conn *c);
  * @param buf  where to write the NUL-terminated string.
  * @param cap  the size of @p buf.
  * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument, an unknown
- *         @p what, a plain connection, a handshake not done yet, or a
- *         @p cap too small (nothing is written past @p cap);
- *         #TCPKIT_ENOTSUP without OpenSSL.
+ *         @p what, a plain connection (every connection, without OpenSSL),
+ *         a handshake not done yet, or a @p cap too small (nothing is
+ *         written past @p cap); #TCPKIT_ENOMEM.
  * @par Thread safety: safe against one concurrent sender and receiver.
  * @since 1.1
  */
