@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,15 +351,30 @@ static double client_handshakes(const struct server *s, char *buf)
     return (double)s->n / (now_s() - t0);
 }
 
+/* CPU seconds (user + system) of the whole process: both ends. On a
+ * loaded machine this is steadier than wall time. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU microseconds per unit (MB, round trip or handshake) of the last run. */
+static double last_cpu_us;
+
 static double run(enum mode mode, enum job job, size_t n)
 {
     static char buf[CHUNK];
     struct server s = {.mode = mode, .job = job, .n = n, .lfd = -1};
     server_start(&s);
+    double c0 = cpu_s();
     double v = job == BULK       ? client_bulk(&s, buf)
                : job == PINGPONG ? client_pingpong(&s, buf)
                                  : client_handshakes(&s, buf);
     server_join(&s);
+    last_cpu_us = (cpu_s() - c0) * 1e6 / (double)(job == BULK ? n / 1000000 : n);
     return v;
 }
 
@@ -388,6 +404,8 @@ int main(int argc, char **argv)
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     int rounds = quick ? 1 : 5;
     const char *only = "";
+    /* TCPKIT_BENCH_SIDE=tcpkit or raw runs one side only (for profilers). */
+    const char *side = getenv("TCPKIT_BENCH_SIDE");
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0)
             rounds = atoi(argv[i + 1]);
@@ -401,14 +419,24 @@ int main(int argc, char **argv)
     setup_configs();
     double bt[MAX_ROUNDS], br[MAX_ROUNDS], bp[MAX_ROUNDS], ht[MAX_ROUNDS], hr[MAX_ROUNDS];
     double lt[MAX_ROUNDS], lr[MAX_ROUNDS];
+    double cbt[MAX_ROUNDS], cbr[MAX_ROUNDS], cht[MAX_ROUNDS], chr[MAX_ROUNDS];
+    double clt[MAX_ROUNDS], clr[MAX_ROUNDS];
     for (int r = 0; r < rounds; r++) {
         bool tk_first = r % 2 == 0; /* ABBA: neither side always goes first */
         for (int k = 0; k < 2; k++) {
             bool tk = (k == 0) == tk_first;
+            if (side && strcmp(side, tk ? "tcpkit" : "raw") != 0)
+                continue;
             enum mode m = tk ? TK_TLS : RAW_TLS;
+            last_cpu_us = 1;
             (tk ? bt : br)[r] = *only && strcmp(only, "bulk") ? 1 : run(m, BULK, bulk);
+            (tk ? cbt : cbr)[r] = last_cpu_us;
+            last_cpu_us = 1;
             (tk ? ht : hr)[r] = *only && strcmp(only, "handshakes") ? 1 : run(m, HANDSHAKES, hs);
+            (tk ? cht : chr)[r] = last_cpu_us;
+            last_cpu_us = 1;
             (tk ? lt : lr)[r] = *only && strcmp(only, "latency") ? 1 : run(m, PINGPONG, pp);
+            (tk ? clt : clr)[r] = last_cpu_us;
         }
         bp[r] = *only && strcmp(only, "bulk") ? 1 : run(TK_PLAIN, BULK, bulk);
         fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
@@ -419,6 +447,10 @@ int main(int argc, char **argv)
     line("bulk (64 KiB writes)", "MB/s", bt, br, rounds, ">= 0.97x");
     line("full handshakes", "conn/s", ht, hr, rounds, ">= 0.95x");
     line("64-byte ping-pong RTT", "us", lt, lr, rounds, "<= 1.05x");
+    printf("CPU time, both ends (lower is better):\n");
+    line("  bulk, per MB", "us", cbt, cbr, rounds, "");
+    line("  per handshake", "us", cht, chr, rounds, "");
+    line("  per round trip", "us", clt, clr, rounds, "");
     double tls_bulk = median(bt, rounds), plain_bulk = median(bp, rounds);
     printf("tcpkit TLS bulk / tcpkit plain bulk: %.1f / %.1f MB/s = %.3f\n", tls_bulk, plain_bulk,
            tls_bulk / plain_bulk);
