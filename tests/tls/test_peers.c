@@ -108,15 +108,6 @@ END_TEST
 
 /* ---- s_client and curl against our server ---- */
 
-static void echo_line(th_tls_srv *s, tcpkit_conn *c)
-{
-    char line[128];
-    size_t n;
-    if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK ||
-        tcpkit_send_all(c, line, n, NULL) != TCPKIT_OK || tcpkit_close_write(c) != TCPKIT_OK)
-        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
-}
-
 /* A pipe whose read end holds text and EOF (stdin for a child). */
 static int stdin_with(const char *text)
 {
@@ -132,7 +123,7 @@ START_TEST(s_client_vs_server)
     tcpkit_tls *sc = th_tls_server("server");
     ck_ok(tcpkit_tls_set_alpn(sc, "h2,http/1.1"));
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, echo_line);
+    th_tls_srv_start(&s, sc, th_tls_echo_line);
     char connect[32];
     snprintf(connect, sizeof connect, "127.0.0.1:%s", s.port);
     char *argv[] = {"openssl",

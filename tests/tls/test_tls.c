@@ -27,6 +27,23 @@ static tcpkit_err connect_to(const th_tls_srv *s, tcpkit_tls *cfg, const char *h
     return e;
 }
 
+/* connect_to that must succeed. */
+static tcpkit_conn *connect_ok(const th_tls_srv *s, tcpkit_tls *cfg)
+{
+    tcpkit_conn *c = NULL;
+    char msg[320];
+    ck_assert_msg(connect_to(s, cfg, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    return c;
+}
+
+/* Starts a one-connection server with sc and fn; connects to it with cc. */
+static tcpkit_conn *start_and_connect(th_tls_srv *s, tcpkit_tls *sc, tcpkit_tls *cc,
+                                      void (*fn)(th_tls_srv *, tcpkit_conn *))
+{
+    th_tls_srv_start(s, sc, fn);
+    return connect_ok(s, cc);
+}
+
 /* ---- configuration ---- */
 
 START_TEST(config_setters_validate)
@@ -104,23 +121,13 @@ END_TEST
 
 /* ---- a working connection ---- */
 
-static void echo_line(th_tls_srv *s, tcpkit_conn *c)
-{
-    char line[128];
-    size_t n;
-    if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK ||
-        tcpkit_send_all(c, line, n, NULL) != TCPKIT_OK)
-        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
-}
-
 START_TEST(handshake_and_info)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, echo_line);
+    th_tls_srv_start(&s, sc, th_tls_echo_line);
     tcpkit_conn *c;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     ck_ok(tcpkit_conn_handshake(c));
     char v[128];
     ck_ok(tcpkit_conn_tls_info(c, TCPKIT_TLS_INFO_VERSION, v, sizeof v));
@@ -156,8 +163,7 @@ START_TEST(sni_sent_for_names)
     th_tls_srv s;
     th_tls_srv_start(&s, sc, NULL);
     tcpkit_conn *c;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     th_tls_srv_join(&s);
     ck_assert_str_eq(s.info[TCPKIT_TLS_INFO_SERVER_NAME], "localhost");
     char v[64];
@@ -349,9 +355,8 @@ START_TEST(mtls_required_without_cert)
     th_tls_srv s;
     th_tls_srv_start(&s, sc, NULL);
     tcpkit_conn *c = NULL;
-    char msg[320];
     /* TLS 1.3: the client's handshake ends before the server has judged. */
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     char b[8];
     size_t n;
     ck_assert_int_eq(tcpkit_recv(c, b, sizeof b, &n), TCPKIT_ETLS);
@@ -372,10 +377,7 @@ START_TEST(mtls_with_cert)
     ck_ok(tcpkit_tls_set_client_auth(sc, TCPKIT_TLS_CLIENT_AUTH_REQUIRE));
     ck_ok(tcpkit_tls_set_cert_file(cc, th_pem("client.pem"), th_pem("client.key")));
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, recv_one);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, recv_one);
     ck_ok(tcpkit_send_all(c, "x", 1, NULL));
     char b[8];
     size_t n;
@@ -395,10 +397,7 @@ START_TEST(mtls_optional)
     ck_ok(tcpkit_tls_set_ca_file(sc, th_pem("ca.pem")));
     ck_ok(tcpkit_tls_set_client_auth(sc, TCPKIT_TLS_CLIENT_AUTH_OPTIONAL));
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, recv_one);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, recv_one);
     ck_ok(tcpkit_send_all(c, "x", 1, NULL));
     char b[8];
     size_t n;
@@ -410,7 +409,7 @@ START_TEST(mtls_optional)
     /* A certificate from a CA the server does not trust is refused. */
     ck_ok(tcpkit_tls_set_cert_file(cc, th_pem("foreign.pem"), th_pem("foreign.key")));
     th_tls_srv_start(&s, sc, NULL);
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     th_tls_srv_join(&s);
     ck_assert_int_eq(s.hs, TCPKIT_ECERT);
     ck_assert_msg(strstr(s.hs_msg, "unable to get local issuer"), "%s", s.hs_msg);
@@ -428,10 +427,8 @@ START_TEST(alpn_agreed_and_no_overlap)
     ck_ok(tcpkit_tls_set_alpn(sc, "http/1.1,h2"));
     ck_ok(tcpkit_tls_set_alpn(cc, "h2,http/1.1"));
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, NULL);
-    tcpkit_conn *c = NULL;
-    char msg[320], v[32];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, NULL);
+    char v[32], msg[320];
     ck_ok(tcpkit_conn_tls_info(c, TCPKIT_TLS_INFO_ALPN, v, sizeof v));
     ck_assert_str_eq(v, "http/1.1"); /* the server's preference */
     th_tls_srv_join(&s);
@@ -446,7 +443,7 @@ START_TEST(alpn_agreed_and_no_overlap)
 
     ck_ok(tcpkit_tls_set_alpn(cc, NULL)); /* a client offering none is served */
     th_tls_srv_start(&s, sc, NULL);
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     th_tls_srv_join(&s);
     ck_assert_str_eq(s.info[TCPKIT_TLS_INFO_ALPN], "");
     tcpkit_close(c);
@@ -463,10 +460,7 @@ START_TEST(min_version_13_against_12_only)
     ck_ok(tcpkit_tls_set_min_version(sc, TCPKIT_TLS_1_3));
     ck_ok(tcpkit_tls_set_min_version(cc, TCPKIT_TLS_1_3));
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, NULL);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, NULL);
     th_tls_srv_join(&s);
     ck_assert_str_eq(s.info[TCPKIT_TLS_INFO_VERSION], "TLSv1.3");
     tcpkit_close(c);
@@ -564,10 +558,7 @@ START_TEST(close_notify_is_eof)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, send_and_close_write);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, send_and_close_write);
     char line[64];
     size_t n;
     ck_ok(tcpkit_recv_line(c, line, sizeof line, &n));
@@ -588,10 +579,7 @@ START_TEST(truncation_is_etls_with_data)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, send_and_truncate);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, send_and_truncate);
     void *all;
     size_t n;
     ck_assert_int_eq(tcpkit_recv_all(c, &all, &n, 1024), TCPKIT_ETLS);
@@ -666,8 +654,7 @@ START_TEST(no_sigpipe_to_vanished_peer)
     th_tls_srv s;
     th_tls_srv_start(&s, sc, NULL); /* handshakes, then closes */
     tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c = connect_ok(&s, cc);
     th_tls_srv_join(&s);
     static char big[1 << 16];
     tcpkit_err e = TCPKIT_OK;
@@ -708,8 +695,8 @@ START_TEST(reload_with_live_connections)
     th_tls_srv s1;
     th_tls_srv_start(&s1, sc, hold_and_echo);
     tcpkit_conn *old = NULL;
-    char msg[320], v[64];
-    ck_assert_msg(connect_to(&s1, cc, "127.0.0.1", &old, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    char v[64];
+    old = connect_ok(&s1, cc);
 
     snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s'", th_pem("server2.pem"), cert,
              th_pem("server2.key"), key);
@@ -718,7 +705,7 @@ START_TEST(reload_with_live_connections)
     th_tls_srv s2;
     th_tls_srv_start(&s2, sc, NULL);
     tcpkit_conn *c2 = NULL;
-    ck_assert_msg(connect_to(&s2, cc, "127.0.0.1", &c2, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c2 = connect_ok(&s2, cc);
     ck_ok(tcpkit_conn_tls_info(c2, TCPKIT_TLS_INFO_PEER_SUBJECT, v, sizeof v));
     ck_assert_str_eq(v, "CN=localhost-2");
     th_tls_srv_join(&s2);
@@ -729,7 +716,7 @@ START_TEST(reload_with_live_connections)
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(tcpkit_tls_reload(sc), TCPKIT_ETLS);
     th_tls_srv_start(&s2, sc, NULL);
-    ck_assert_msg(connect_to(&s2, cc, "127.0.0.1", &c2, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    c2 = connect_ok(&s2, cc);
     ck_ok(tcpkit_conn_tls_info(c2, TCPKIT_TLS_INFO_PEER_SUBJECT, v, sizeof v));
     ck_assert_str_eq(v, "CN=localhost-2");
     th_tls_srv_join(&s2);
@@ -778,9 +765,9 @@ START_TEST(serve_tls_listener)
     th_port_str(l, s.port, sizeof s.port);
     for (int i = 0; i < 4; i++) {
         tcpkit_conn *c = NULL;
-        char msg[320], line[64];
+        char line[64];
         size_t n;
-        ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+        c = connect_ok(&s, cc);
         ck_ok(tcpkit_send_all(c, "ping\n", 5, NULL));
         ck_ok(tcpkit_recv_line(c, line, sizeof line, &n));
         ck_assert_str_eq(line, "ping\n");
@@ -826,10 +813,7 @@ START_TEST(msg_sendv_sendfile_over_tls)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, msg_and_stream_echo);
-    tcpkit_conn *c = NULL;
-    char msg[320];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, msg_and_stream_echo);
     ck_ok(tcpkit_send_msg(c, "framed", 6, NULL));
     void *m;
     size_t n;
@@ -874,10 +858,8 @@ START_TEST(buffered_counts_decrypted_bytes)
 {
     tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
     th_tls_srv s;
-    th_tls_srv_start(&s, sc, send_two_lines);
-    tcpkit_conn *c = NULL;
-    char msg[320], b[16];
-    ck_assert_msg(connect_to(&s, cc, "127.0.0.1", &c, msg, sizeof msg) == TCPKIT_OK, "%s", msg);
+    tcpkit_conn *c = start_and_connect(&s, sc, cc, send_two_lines);
+    char b[16];
     size_t n;
     ck_ok(tcpkit_recv_exact(c, b, 1, &n)); /* one record: 8 bytes stay decrypted in OpenSSL */
     ck_assert_uint_eq(tcpkit_conn_buffered(c), 8);

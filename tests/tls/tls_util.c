@@ -125,6 +125,15 @@ void th_tls_srv_start(th_tls_srv *s, tcpkit_tls *cfg, void (*fn)(th_tls_srv *, t
     th_peer_start(&s->peer, srv_main);
 }
 
+void th_tls_echo_line(th_tls_srv *s, tcpkit_conn *c)
+{
+    char line[128];
+    size_t n;
+    if (tcpkit_recv_line(c, line, sizeof line, &n) != TCPKIT_OK ||
+        tcpkit_send_all(c, line, n, NULL) != TCPKIT_OK || tcpkit_close_write(c) != TCPKIT_OK)
+        th_peer_fail(&s->peer, "echo: %s", tcpkit_last_error());
+}
+
 void th_tls_srv_join(th_tls_srv *s)
 {
     th_peer_join(&s->peer);

@@ -38,6 +38,8 @@ struct th_tls_srv {
 };
 /* Listens on 127.0.0.1 with cfg and starts the thread. */
 void th_tls_srv_start(th_tls_srv *s, tcpkit_tls *cfg, void (*fn)(th_tls_srv *, tcpkit_conn *));
+/* A th_tls_srv fn: echoes one line, then sends close_notify. */
+void th_tls_echo_line(th_tls_srv *s, tcpkit_conn *c);
 /* Joins the thread and closes the listener. */
 void th_tls_srv_join(th_tls_srv *s);
 
