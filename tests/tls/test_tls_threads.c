@@ -5,6 +5,7 @@
 #include "tls_util.h"
 
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,12 +86,83 @@ START_TEST(bulk_64mib_both_ways)
 }
 END_TEST
 
+/* ---- a lazy handshake with a sender and a receiver at once ---- */
+
+static void lazy_receiver(th_peer *p)
+{
+    char b[8];
+    size_t n;
+    if (tcpkit_recv_exact(p->conn, b, 1, &n) != TCPKIT_OK)
+        th_peer_fail(p, "receiver: %s", tcpkit_last_error());
+    p->conn = NULL; /* shared: the test closes it */
+}
+
+static void lazy_sender(th_peer *p)
+{
+    if (tcpkit_send_all(p->conn, "hello", 5, NULL) != TCPKIT_OK)
+        th_peer_fail(p, "sender: %s", tcpkit_last_error());
+    p->conn = NULL;
+}
+
+/* The client: connects (its handshake needs the server threads), waits
+ * for the sender's bytes, then sends the byte the receiver waits for. */
+static void lazy_client(th_peer *p)
+{
+    tcpkit_conn *c;
+    char b[8];
+    size_t n;
+    void **args = p->arg;
+    if (tcpkit_connect(&c, "127.0.0.1", args[0], args[1]) != TCPKIT_OK) {
+        th_peer_fail(p, "connect: %s", tcpkit_last_error());
+        return;
+    }
+    p->conn = c;
+    if (tcpkit_recv_exact(c, b, 5, &n) != TCPKIT_OK || tcpkit_send_all(c, "x", 1, NULL))
+        th_peer_fail(p, "client: %s", tcpkit_last_error());
+}
+
+/* Both server threads enter the handshake of an accepted conn; whichever
+ * completes it, the other must go on at once, not wait for bytes that will
+ * not come (the client sends nothing until it has the sender's bytes). */
+START_TEST(lazy_handshake_shared_by_sender_and_receiver)
+{
+    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
+    tcpkit_opts *so = th_tls_opts(sc), *co = th_tls_opts(cc);
+    tcpkit_opts_set_io_timeout(so, 10000);
+    tcpkit_opts_set_io_timeout(co, 10000);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", so);
+    char port[8];
+    th_port_str(l, port, sizeof port);
+    void *args[2] = {port, co};
+    th_peer client = {.fd = -1, .arg = args};
+    int64_t t0 = th_now_ms();
+    th_peer_start(&client, lazy_client);
+    tcpkit_conn *sv;
+    ck_ok(tcpkit_accept(l, &sv, 5000));
+    th_peer rx = {.fd = -1, .conn = sv}, tx = {.fd = -1, .conn = sv};
+    th_peer_start(&rx, lazy_receiver);
+    th_peer_start(&tx, lazy_sender);
+    th_peer_join(&tx);
+    th_peer_join(&rx);
+    th_peer_join(&client);
+    int64_t took = th_now_ms() - t0;
+    ck_assert_msg(took < 5000, "took %lld ms", (long long)took);
+    tcpkit_close(sv);
+    tcpkit_listener_close(l);
+    tcpkit_opts_free(so);
+    tcpkit_opts_free(co);
+    tcpkit_tls_free(sc);
+    tcpkit_tls_free(cc);
+}
+END_TEST
+
 int main(void)
 {
     th_tls_certs_make();
     Suite *s = suite_create("tls-threads");
     TCase *tc = th_tcase("bulk", 240);
     tcase_add_test(tc, bulk_64mib_both_ways);
+    tcase_add_test(tc, lazy_handshake_shared_by_sender_and_receiver);
     suite_add_tcase(s, tc);
     int rc = th_run_suite(s);
     th_tls_certs_remove();
