@@ -347,11 +347,26 @@ static void recv_one(th_tls_srv *s, tcpkit_conn *c)
         th_peer_fail(&s->peer, "recv_one: %s", tcpkit_last_error());
 }
 
+/* A server configuration that asks for client certificates from ca.pem. */
+static tcpkit_tls *mtls_server(tcpkit_tls_client_auth a)
+{
+    tcpkit_tls *sc = th_tls_server("server");
+    ck_ok(tcpkit_tls_set_ca_file(sc, th_pem("ca.pem")));
+    ck_ok(tcpkit_tls_set_client_auth(sc, a));
+    return sc;
+}
+
+/* One byte to a recv_one server, its two back. */
+static void ping(tcpkit_conn *c)
+{
+    char b[8];
+    ck_ok(tcpkit_send_all(c, "x", 1, NULL));
+    ck_ok(tcpkit_recv_exact(c, b, 2, NULL));
+}
+
 START_TEST(mtls_required_without_cert)
 {
-    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
-    ck_ok(tcpkit_tls_set_ca_file(sc, th_pem("ca.pem")));
-    ck_ok(tcpkit_tls_set_client_auth(sc, TCPKIT_TLS_CLIENT_AUTH_REQUIRE));
+    tcpkit_tls *sc = mtls_server(TCPKIT_TLS_CLIENT_AUTH_REQUIRE), *cc = th_tls_client();
     th_tls_srv s;
     th_tls_srv_start(&s, sc, NULL);
     tcpkit_conn *c = NULL;
@@ -372,16 +387,11 @@ END_TEST
 
 START_TEST(mtls_with_cert)
 {
-    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
-    ck_ok(tcpkit_tls_set_ca_file(sc, th_pem("ca.pem")));
-    ck_ok(tcpkit_tls_set_client_auth(sc, TCPKIT_TLS_CLIENT_AUTH_REQUIRE));
+    tcpkit_tls *sc = mtls_server(TCPKIT_TLS_CLIENT_AUTH_REQUIRE), *cc = th_tls_client();
     ck_ok(tcpkit_tls_set_cert_file(cc, th_pem("client.pem"), th_pem("client.key")));
     th_tls_srv s;
     tcpkit_conn *c = start_and_connect(&s, sc, cc, recv_one);
-    ck_ok(tcpkit_send_all(c, "x", 1, NULL));
-    char b[8];
-    size_t n;
-    ck_ok(tcpkit_recv_exact(c, b, 2, &n));
+    ping(c);
     th_tls_srv_join(&s);
     ck_assert_int_eq(s.hs, TCPKIT_OK);
     ck_assert_str_eq(s.info[TCPKIT_TLS_INFO_PEER_SUBJECT], "CN=test-client");
@@ -393,15 +403,10 @@ END_TEST
 
 START_TEST(mtls_optional)
 {
-    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
-    ck_ok(tcpkit_tls_set_ca_file(sc, th_pem("ca.pem")));
-    ck_ok(tcpkit_tls_set_client_auth(sc, TCPKIT_TLS_CLIENT_AUTH_OPTIONAL));
+    tcpkit_tls *sc = mtls_server(TCPKIT_TLS_CLIENT_AUTH_OPTIONAL), *cc = th_tls_client();
     th_tls_srv s;
     tcpkit_conn *c = start_and_connect(&s, sc, cc, recv_one);
-    ck_ok(tcpkit_send_all(c, "x", 1, NULL));
-    char b[8];
-    size_t n;
-    ck_ok(tcpkit_recv_exact(c, b, 2, &n));
+    ping(c);
     th_tls_srv_join(&s);
     ck_assert_int_eq(s.hs, TCPKIT_OK);
     ck_assert_str_eq(s.info[TCPKIT_TLS_INFO_PEER_SUBJECT], "");
