@@ -1331,10 +1331,10 @@ TCPKIT_EXPORT tcpkit_err tcpkit_conn_start_tls_server(tcpkit_conn *c, tcpkit_tls
  *
  * Connections accepted from a TLS listener handshake lazily on their first
  * I/O call; this runs it at once, bounded by the connection's timeout and
- * deadline. Call it before handing an accepted connection to a second
- * thread (a sender next to a receiver): two threads that enter the lazy
- * handshake at once work, but in a rare interleaving the one that did not
- * finish it waits for its timeout before noticing.
+ * deadline. A sender and a receiver that both arrive at the lazy
+ * handshake share it safely: one thread drives it while the other checks
+ * every 10 ms whether it is done (calling this first, before a second
+ * thread uses the connection, avoids even that).
  *
  * @param c the connection.
  * @return #TCPKIT_OK at once when the handshake is done or @p c is plain;

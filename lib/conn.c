@@ -20,6 +20,7 @@ tcpkit_err tk_conn_alloc(int fd, const struct sockaddr *peer, socklen_t peer_len
     c->wake_fd = -1;
     c->deadline = tk_deadline_make(-1);
     atomic_init(&c->canceled, false);
+    atomic_init(&c->handshaking, 0);
     if (peer_len > (socklen_t)sizeof c->peer)
         peer_len = sizeof c->peer;
     memcpy(&c->peer, peer, peer_len);

@@ -14,6 +14,10 @@ tcpkit_err tk_conn_attach_tls(tcpkit_conn *c, tcpkit_tls *t, bool server, const 
     return tk_tls_conn_new(t, c->fd, server, name, op, &c->tls);
 }
 
+/* How long a thread waits for another one that drives the handshake
+ * before it looks again. */
+#define TK_HANDSHAKE_SLICE_MS 10
+
 /* Repeats a non-blocking step (handshake or close_notify) until it is done,
  * waiting for what it asks for in between. */
 static tcpkit_err run_steps(tcpkit_conn *c, int (*fn)(struct tk_tls_conn *, short *),
@@ -32,11 +36,56 @@ static tcpkit_err run_steps(tcpkit_conn *c, int (*fn)(struct tk_tls_conn *, shor
     }
 }
 
+/* Waits a short slice while another thread drives the handshake. It
+ * watches no data (the driver reads it: two readers could each take the
+ * record the other waits for and sleep on bytes already inside OpenSSL),
+ * only a hang-up (cancel), the shutdown wake-up and the deadlines. */
+static tcpkit_err wait_for_driver(tcpkit_conn *c, tk_deadline *d, const char *op)
+{
+    int left = tk_deadline_left(d);
+    if (left == 0)
+        return tk_fail(TCPKIT_ETIMEDOUT, 0, "%s: timed out", op);
+    if (c->deadline.timeout_ms >= 0 && tk_deadline_left(&c->deadline) == 0)
+        return tk_fail(TCPKIT_ETIMEDOUT, 0, "%s: deadline passed", op);
+    struct pollfd p[2] = {{.fd = c->fd, .events = 0}, {.fd = c->wake_fd, .events = POLLIN}};
+    int slice = left < 0 || left > TK_HANDSHAKE_SLICE_MS ? TK_HANDSHAKE_SLICE_MS : left;
+    int r = tk_poll(p, c->wake_fd >= 0 ? 2 : 1, slice);
+    if (r < 0 && errno != EINTR)
+        return tk_fail_errno(errno, op);
+    if (r > 0 && p[1].revents)
+        return tk_fail(TCPKIT_ESHUTDOWN, 0, "%s: listener shut down", op);
+    return tk_conn_check(c, op);
+}
+
+/* Drives a pending handshake to its end. One thread at a time drives it
+ * (a sender and a receiver may both arrive at a lazy one); the other waits
+ * in slices until it is done, failed, or free to take over (the driver's
+ * own call may time out first). */
 tcpkit_err tk_conn_handshake(tcpkit_conn *c, tk_deadline *d, const char *op)
 {
-    if (!c->tls || tk_tls_done(c->tls))
-        return TCPKIT_OK;
-    return run_steps(c, tk_tls_handshake_step, d, op);
+    for (;;) {
+        if (!c->tls || tk_tls_done(c->tls))
+            return TCPKIT_OK;
+        int idle = 0;
+        if (atomic_compare_exchange_strong(&c->handshaking, &idle, 1)) {
+            tcpkit_err err = run_steps(c, tk_tls_handshake_step, d, op);
+            atomic_store(&c->handshaking, 0);
+            return err;
+        }
+        tcpkit_err err = wait_for_driver(c, d, op);
+        if (err != TCPKIT_OK)
+            return err;
+    }
+}
+
+tcpkit_err tk_conn_wait_io(tcpkit_conn *c, short wait_for, tk_deadline *d, const char *op)
+{
+    /* Reads and writes do not run a lazy handshake themselves (see
+     * tk_tls_read): it is driven to its end here, one thread at a time,
+     * and the caller's SSL_read/SSL_write then goes on with its data. */
+    if (c->tls && !tk_tls_done(c->tls))
+        return tk_conn_handshake(c, d, op);
+    return tk_conn_wait(c, wait_for, d, op);
 }
 
 tcpkit_err tk_conn_tls_close_write(tcpkit_conn *c)

@@ -79,6 +79,9 @@ struct tcpkit_conn {
     tk_deadline deadline;
     /* Set by tcpkit_conn_cancel (async-signal-safe: a lock-free store). */
     atomic_bool canceled;
+    /* 1 while a thread drives the TLS handshake (a sender and a receiver
+     * can both arrive at a lazy one; see conn_tls.c). */
+    atomic_int handshaking;
 };
 
 struct tcpkit_listener {
@@ -284,6 +287,9 @@ tcpkit_err tk_conn_attach_tls(tcpkit_conn *c, tcpkit_tls *t, bool server, const 
 /* Runs c's pending handshake to completion within d, waiting in
  * tk_conn_wait. TCPKIT_OK at once for a plain conn or a done handshake. */
 tcpkit_err tk_conn_handshake(tcpkit_conn *c, tk_deadline *d, const char *op);
+/* The wait of a read or write that would block: tk_conn_wait, or, while a
+ * TLS conn's lazy handshake is unfinished, that handshake run to its end. */
+tcpkit_err tk_conn_wait_io(tcpkit_conn *c, short wait_for, tk_deadline *d, const char *op);
 /* close_notify (after finishing a pending handshake), then SHUT_WR. */
 tcpkit_err tk_conn_tls_close_write(tcpkit_conn *c);
 

@@ -62,7 +62,7 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
             return tk_tls_refail(c->tls, op);
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return tk_fail_errno(errno, op);
-        tcpkit_err err = tk_conn_wait(c, wait_for, d, op);
+        tcpkit_err err = tk_conn_wait_io(c, wait_for, d, op);
         if (err != TCPKIT_OK)
             return err;
     }

@@ -166,6 +166,15 @@ static ssize_t io_call(struct tk_tls_conn *s, void *buf, size_t n, bool writing,
         pthread_mutex_unlock(&s->lock);
         return failed_io(s);
     }
+    if (!s->established) {
+        /* SSL_read/SSL_write would run the handshake implicitly, reading
+         * from the socket behind another thread's back: the handshake is
+         * driven by one thread at a time in tk_conn_handshake instead. */
+        pthread_mutex_unlock(&s->lock);
+        *wait_for = POLLIN;
+        errno = EAGAIN;
+        return -1;
+    }
     ERR_clear_error();
     s->sys_err = 0;
     size_t done = 0;

@@ -156,6 +156,90 @@ START_TEST(lazy_handshake_shared_by_sender_and_receiver)
 }
 END_TEST
 
+/* ---- the race the single handshake driver closes ---- */
+
+/* The receiver: its first recv runs into the lazy handshake. */
+static void race_receiver(th_peer *p)
+{
+    char b[1];
+    size_t n;
+    if (tcpkit_recv_exact(p->conn, b, 1, &n) != TCPKIT_OK)
+        th_peer_fail(p, "receiver: %s", tcpkit_last_error());
+    p->conn = NULL;
+}
+
+/* The sender: it too arrives at the handshake (tcpkit_conn_handshake, as
+ * a send would); it sends only once the receiver got its byte (p->arg: the
+ * receiver), so the client's byte is the only thing that can wake the
+ * receiver. */
+static void race_sender(th_peer *p)
+{
+    th_peer *rx = p->arg;
+    if (tcpkit_conn_handshake(p->conn) != TCPKIT_OK)
+        th_peer_fail(p, "sender's handshake: %s", tcpkit_last_error());
+    pthread_join(rx->tid, NULL); /* the test thread reads rx->err after us */
+    if (rx->err[0] == '\0' && tcpkit_send_all(p->conn, "y", 1, NULL) != TCPKIT_OK)
+        th_peer_fail(p, "sender: %s", tcpkit_last_error());
+    p->conn = NULL;
+}
+
+/* The client: connects (its handshake needs the server's threads), sends
+ * its byte at once (it can arrive with its Finished), waits for the reply. */
+static void race_client(th_peer *p)
+{
+    tcpkit_conn *c;
+    void **args = p->arg;
+    char b[1];
+    size_t n;
+    if (tcpkit_connect(&c, "127.0.0.1", args[0], args[1]) != TCPKIT_OK) {
+        th_peer_fail(p, "connect: %s", tcpkit_last_error());
+        return;
+    }
+    p->conn = c;
+    if (tcpkit_send_all(c, "x", 1, NULL) != TCPKIT_OK || tcpkit_recv_exact(c, b, 1, &n))
+        th_peer_fail(p, "client: %s", tcpkit_last_error());
+}
+
+/* Many rounds of: the client's Finished and its first byte arrive
+ * together while a receiver and a sender both wait on the server's lazy
+ * handshake. Were both to read the socket, one could pull the record the
+ * other waits for into OpenSSL (read-ahead) and the other would sleep in
+ * poll() for its whole timeout; with one driver each round takes a few ms. */
+START_TEST(lazy_handshake_never_strands_a_waiter)
+{
+    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
+    tcpkit_opts *so = th_tls_opts(sc), *co = th_tls_opts(cc);
+    tcpkit_opts_set_io_timeout(so, 3000);
+    tcpkit_opts_set_io_timeout(co, 3000);
+    tcpkit_listener *l = th_listen_opts("127.0.0.1", so);
+    char port[8];
+    th_port_str(l, port, sizeof port);
+    void *args[2] = {port, co};
+    for (int round = 0; round < 60; round++) {
+        int64_t t0 = th_now_ms();
+        th_peer client = {.fd = -1, .arg = args};
+        th_peer_start(&client, race_client);
+        tcpkit_conn *sv;
+        ck_ok(tcpkit_accept(l, &sv, 5000));
+        th_peer rx = {.fd = -1, .conn = sv}, tx = {.fd = -1, .conn = sv, .arg = &rx};
+        th_peer_start(&rx, race_receiver);
+        th_peer_start(&tx, race_sender);
+        th_peer_join(&tx);
+        ck_assert_msg(rx.err[0] == '\0', "%s", rx.err);
+        th_peer_join(&client);
+        int64_t took = th_now_ms() - t0;
+        ck_assert_msg(took < 2000, "round %d took %lld ms: a waiter was stranded", round,
+                      (long long)took);
+        tcpkit_close(sv);
+    }
+    tcpkit_listener_close(l);
+    tcpkit_opts_free(so);
+    tcpkit_opts_free(co);
+    tcpkit_tls_free(sc);
+    tcpkit_tls_free(cc);
+}
+END_TEST
+
 int main(void)
 {
     th_tls_certs_make();
@@ -163,6 +247,7 @@ int main(void)
     TCase *tc = th_tcase("bulk", 240);
     tcase_add_test(tc, bulk_64mib_both_ways);
     tcase_add_test(tc, lazy_handshake_shared_by_sender_and_receiver);
+    tcase_add_test(tc, lazy_handshake_never_strands_a_waiter);
     suite_add_tcase(s, tc);
     int rc = th_run_suite(s);
     th_tls_certs_remove();
