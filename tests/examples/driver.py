@@ -361,6 +361,161 @@ def test_echo_limit():
         srv.stop(signal.SIGTERM)
 
 
+# ------------------------------------------------------- echo-server in 1.1
+
+def raise_fd_limit(need):
+    """Raises our descriptor limit (children inherit it) or skips the test."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        print('SKIP: descriptor limit %d is below the %d this test needs' % (hard, need))
+        sys.exit(77)
+    want = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+
+
+def test_echo_fibers():
+    """-M fibers: 2,000 clients connected at once, each echoed while all the
+    others stay open; then the usual 8 MiB and abort tests in fiber mode."""
+    n = 2000
+    if os.environ.get('TCPKIT_UNDER_VALGRIND') == '1':
+        n = 200  # memcheck runs every fiber switch through its JIT: bounded time
+    raise_fd_limit(2 * n + 200)  # our n sockets plus the server's n
+    socks = []
+    try:
+        with Server(PROGS['echo'], '-M', 'fibers', '-m', str(2 * n)) as srv:
+            for _ in range(n):
+                socks.append(connect(srv.port))
+            for i, s in enumerate(socks):  # every connection has its handler
+                s.sendall(b'fiber %d\n' % i)
+            for i, s in enumerate(socks):
+                check(recv_exact(s, len(b'fiber %d\n' % i)) == b'fiber %d\n' % i,
+                      'wrong echo on connection %d of %d' % (i, n))
+            for s in socks:
+                s.shutdown(socket.SHUT_WR)
+            for s in socks:
+                check(recv_until_eof(s) == b'', 'data after the echo')
+                s.close()
+            socks = []
+            srv.stop()
+            lines = [l for l in srv.text().splitlines() if 'closed by client' in l]
+            check(len(lines) == n, 'expected %d log lines, got %d' % (n, len(lines)))
+    finally:
+        for s in socks:
+            s.close()
+    # The other echo lessons hold in fiber mode too.
+    data = os.urandom(8 << 20)
+    with Server(PROGS['echo'], '-M', 'fibers') as srv:
+        r = run([*PROGS['client'], '-p', str(srv.port)], input=data, timeout=120)
+        check(r.returncode == 0 and r.stdout == data, 'fibers, 8 MiB: %r' % r.stderr)
+        srv.stop(signal.SIGTERM)
+
+
+def test_echo_deadline():
+    """-d 1: a slow-drip client (one byte every 0.2 s, each well inside the
+    60 s per-call timeout) is dropped after about 1 s, while normal clients
+    are served before, during and after."""
+    with Server(PROGS['echo'], '-d', '1') as srv:
+        drip = connect(srv.port)
+        start = time.monotonic()
+        echoed, ended, n = b'', None, 0
+        while time.monotonic() - start < 10:  # without a deadline: never ends
+            try:
+                drip.sendall(b'.')
+            except (BrokenPipeError, ConnectionResetError):
+                ended = time.monotonic() - start
+                break
+            n += 1
+            # Waiting on the socket paces the drip and sees the drop at once.
+            if select.select([drip], [], [], 0.2)[0]:
+                try:
+                    chunk = drip.recv(100)
+                except ConnectionResetError:
+                    chunk = b''
+                if not chunk:
+                    ended = time.monotonic() - start
+                    break
+                echoed += chunk
+            if n % 2 == 0:  # a normal client, served while the drip goes on
+                r = run([*PROGS['client'], '-p', str(srv.port), 'normal %d' % n])
+                check(r.returncode == 0 and r.stdout == b'normal %d' % n, repr(r))
+        drip.close()
+        check(ended is not None, 'drip client still served after 10 s')
+        check(0.8 <= ended <= 6, 'drip client dropped after %.2f s, not about 1 s' % ended)
+        check(len(echoed) >= 2 and set(echoed) == {ord('.')}, 'drip echo %r' % echoed)
+        r = run([*PROGS['client'], '-p', str(srv.port), 'after'])
+        check(r.returncode == 0 and r.stdout == b'after', repr(r))
+        srv.stop()
+        check('deadline passed' in srv.text(), srv.text())
+    with Server(PROGS['echo'], '-d', '0') as srv:  # 0: no deadline
+        r = run([*PROGS['client'], '-p', str(srv.port), 'none'])
+        check(r.returncode == 0 and r.stdout == b'none', repr(r))
+        srv.stop()
+
+
+class Activated(Server):
+    """echo-server started the way systemd starts it: the listening socket
+    already bound by us, its parent, and handed over as descriptor 3."""
+
+    def __init__(self, sock, pid='', fds='1'):
+        self.name = 'echo-server (activated)'
+        self.clean_exit = True
+        self.log = tempfile.TemporaryFile(dir=TMP)
+        # A small Python stage moves the socket to descriptor 3 and execs the
+        # server: exec keeps the process ID, so getpid() is the server's PID.
+        stage = ('import os, sys\n'
+                 'if %d != 3:\n'
+                 '    os.dup2(%d, 3)\n'
+                 '    os.close(%d)\n'
+                 'env = dict(os.environ, LISTEN_FDS=%r, LISTEN_PID=%r or str(os.getpid()))\n'
+                 'os.execve(sys.argv[1], sys.argv[1:], env)\n') % (
+                     sock.fileno(), sock.fileno(), sock.fileno(), fds, pid)
+        self.proc = subprocess.Popen([sys.executable, '-c', stage, *PROGS['echo'], '-p', '0'],
+                                     pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        line = read_line(self.proc.stdout)
+        m = re.fullmatch(rb'listening on (\S+):(\d+)\n', line)
+        check(m is not None, 'bad ready line %r (log: %s)' % (line, self.text()))
+        self.addr, self.port = m.group(1).decode(), int(m.group(2))
+
+
+def test_echo_activation():
+    """Socket activation: LISTEN_FDS=1 and LISTEN_PID=its PID make
+    echo-server serve descriptor 3 instead of binding; a LISTEN_PID of some
+    other process does not."""
+    parent = socket.socket()
+    parent.bind(('127.0.0.1', 0))
+    parent.listen(16)
+    port = parent.getsockname()[1]
+    early = connect(port)  # queued before the server even runs: not refused
+    early.sendall(b'early')
+    try:
+        with Activated(parent) as srv:
+            parent.close()  # the server holds the only copy now
+            check(srv.port == port, 'ready line says port %d, we bound %d' % (srv.port, port))
+            check(recv_exact(early, 5) == b'early', 'queued client: wrong echo')
+            early.close()
+            data = os.urandom(1 << 20)
+            r = run([*PROGS['client'], '-H', '127.0.0.1', '-p', str(port)], input=data,
+                    timeout=120)
+            check(r.returncode == 0 and r.stdout == data, 'activated: %r' % r.stderr)
+            srv.stop()
+            check('socket activation' in srv.text(), srv.text())
+    finally:
+        parent.close()
+        early.close()
+    # Variables meant for another process (the PID of this driver): ignored.
+    other = socket.socket()
+    other.bind(('127.0.0.1', 0))
+    other.listen(1)
+    try:
+        with Activated(other, pid=str(os.getpid())) as srv:
+            check(srv.port != other.getsockname()[1], 'adopted a socket meant for another PID')
+            check('socket activation' not in srv.text(), srv.text())
+            srv.stop()
+    finally:
+        other.close()
+
+
 # --------------------------------------------------------------- hello tests
 
 def greet(port):
@@ -828,7 +983,9 @@ def test_usage():
     bad = [('client', '-p', '0'), ('client', '-p', 'x'), ('client', '-p', '65536'),
            ('client', '-t', '0'), ('client', '-t', 'soon'), ('client', '-H'),
            ('echo', '-p', '65536'), ('echo', '-p', '-1'), ('echo', '-m', '0'),
-           ('echo', 'extra'), ('hello', '-p', 'x'), ('hello', 'extra'),
+           ('echo', 'extra'), ('echo', '-f'), ('echo', '-M', 'x'), ('echo', '-M'),
+           ('echo', '-M', ''), ('echo', '-d', '-1'), ('echo', '-d', 'x'), ('echo', '-d', '1.5'),
+           ('echo', '--tls-cert', 'c.pem'), ('echo', '--tls-key', 'k.pem'), ('hello', '-p', 'x'), ('hello', 'extra'),
            ('http',), ('http', 'http://a/', 'http://b/'), ('http', '-t', '-5', 'http://a/'),
            ('raw-client', '-Z'), ('raw-client', '-p', '0'), ('raw-client', '-p', 'x'),
            ('raw-client', '-p', '65536'), ('raw-client', '-p', '-1'), ('raw-client', '-H'),
@@ -936,6 +1093,9 @@ TESTS = {
     'echo-many': test_echo_many,
     'echo-abort': test_echo_abort,
     'echo-limit': test_echo_limit,
+    'echo-fibers': test_echo_fibers,
+    'echo-deadline': test_echo_deadline,
+    'echo-activation': test_echo_activation,
     'hello': test_hello,
     'hello-busy': test_hello_busy,
     'raw-bulk': test_raw_bulk,
