@@ -267,6 +267,24 @@ static int activated_socket(void)
     return ours ? 3 : -1;
 }
 
+/*
+ * --tls-cert/--tls-key: every accepted connection speaks TLS. The server
+ * proves who it is with a certificate (issued for its name by an authority
+ * the clients trust) and the matching private key; tcpkit_tls_set_cert_file()
+ * loads both now and checks that they match, so a wrong file fails here, at
+ * startup, and not at the first client. Nothing else changes: echo() calls
+ * the same tcpkit_recv()/tcpkit_send_all(), and the handshake runs inside
+ * its first tcpkit_recv() (a client that fails it is logged and dropped).
+ */
+static void tls_options(tcpkit_opts *opts, const char *cert, const char *key)
+{
+    tcpkit_tls *tls;
+    if (tcpkit_tls_new(&tls) != TCPKIT_OK || tcpkit_tls_set_cert_file(tls, cert, key) != TCPKIT_OK)
+        die();                      /* e.g. "TLS is not supported by this build", a missing file */
+    tcpkit_opts_set_tls(opts, tls); /* the options keep their own reference */
+    tcpkit_tls_free(tls);
+}
+
 /* What the command line asks for. */
 struct config {
     const char *addr, *port;
@@ -348,6 +366,8 @@ int main(int argc, char **argv)
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
         die();
     tcpkit_opts_set_io_timeout(opts, IDLE_TIMEOUT_MS);
+    if (cf.tls_cert != NULL)
+        tls_options(opts, cf.tls_cert, cf.tls_key);
     int fd = activated_socket();
     tcpkit_err err = fd >= 0 ? tcpkit_listener_from_fd(&listener, fd, opts)
                              : tcpkit_listen(&listener, cf.addr, cf.port, opts);
