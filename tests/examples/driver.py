@@ -1074,7 +1074,7 @@ class HTTPSServer:
         self.httpd.server_close()
 
 
-NGINX_CONF = """worker_processes 1;
+NGINX_CONF = """%(user)sworker_processes 1;
 pid %(p)s/nginx.pid;
 error_log %(p)s/error.log;
 events { worker_connections 64; }
@@ -1111,7 +1111,11 @@ def start_nginx(root, pki):
     os.makedirs(os.path.join(prefix, 'logs'))  # nginx opens logs/error.log before its config
     conf = os.path.join(prefix, 'nginx.conf')
     with open(conf, 'w') as f:
-        f.write(NGINX_CONF % {'p': prefix, 'port': port, 'pki': pki, 'root': root})
+        # As root, nginx's worker would run as nobody, who cannot read our
+        # private temporary directory: keep it as root.
+        user = 'user root;\n' if os.geteuid() == 0 else ''
+        f.write(NGINX_CONF % {'user': user, 'p': prefix, 'port': port, 'pki': pki,
+                              'root': root})
     env = dict(os.environ, NGINX='%d;' % sock.fileno())
     proc = subprocess.Popen([nginx, '-p', prefix, '-c', conf, '-g', 'daemon off;'],
                             pass_fds=(sock.fileno(),), env=env, stdin=subprocess.DEVNULL,
