@@ -374,6 +374,11 @@ def raise_fd_limit(need):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
 
 
+def thread_count(pid):
+    with open('/proc/%d/status' % pid) as f:
+        return int(re.search(r'^Threads:\s*(\d+)', f.read(), re.M).group(1))
+
+
 def test_echo_fibers():
     """-M fibers: 2,000 clients connected at once, each echoed while all the
     others stay open; then the usual 8 MiB and abort tests in fiber mode."""
@@ -391,6 +396,9 @@ def test_echo_fibers():
             for i, s in enumerate(socks):
                 check(recv_exact(s, len(b'fiber %d\n' % i)) == b'fiber %d\n' % i,
                       'wrong echo on connection %d of %d' % (i, n))
+            # ...on a few event-loop threads, not a thread per client.
+            threads = thread_count(srv.proc.pid)
+            check(threads < 64, '%d server threads for %d clients: not fibers' % (threads, n))
             for s in socks:
                 s.shutdown(socket.SHUT_WR)
             for s in socks:
