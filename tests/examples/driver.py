@@ -476,7 +476,7 @@ class Activated(Server):
                  '    os.dup2(%d, 3)\n'
                  '    os.close(%d)\n'
                  'env = dict(os.environ, LISTEN_FDS=%r, LISTEN_PID=%r or str(os.getpid()))\n'
-                 'os.execve(sys.argv[1], sys.argv[1:], env)\n') % (
+                 'os.execvpe(sys.argv[1], sys.argv[1:], env)\n') % (
                      sock.fileno(), sock.fileno(), sock.fileno(), fds, pid)
         self.proc = subprocess.Popen([sys.executable, '-c', stage, *PROGS['echo'], '-p', '0'],
                                      pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL,
