@@ -133,6 +133,35 @@ typedef struct tcpkit_conn tcpkit_conn;
 typedef struct tcpkit_listener tcpkit_listener;
 /** @brief Options for connecting and listening (opaque). */
 typedef struct tcpkit_opts tcpkit_opts;
+/**
+ * @brief A TLS configuration (opaque, reference-counted, thread-safe).
+ *
+ * Shared by any number of options, connections and listeners at once.
+ * @since 1.1
+ */
+typedef struct tcpkit_tls tcpkit_tls;
+
+/** @brief Client certificates a TLS server asks for (@since 1.1). */
+typedef enum tcpkit_tls_client_auth {
+    TCPKIT_TLS_CLIENT_AUTH_NONE = 0,     /**< Do not ask (the default). */
+    TCPKIT_TLS_CLIENT_AUTH_OPTIONAL = 1, /**< Ask; verify one when given. */
+    TCPKIT_TLS_CLIENT_AUTH_REQUIRE = 2   /**< Refuse clients without a valid one. */
+} tcpkit_tls_client_auth;
+
+/** @brief Lowest TLS protocol version to negotiate (@since 1.1). */
+typedef enum tcpkit_tls_version {
+    TCPKIT_TLS_1_2 = 12, /**< TLS 1.2 (the default minimum). */
+    TCPKIT_TLS_1_3 = 13  /**< TLS 1.3. */
+} tcpkit_tls_version;
+
+/** @brief What tcpkit_conn_tls_info() reports (@since 1.1). */
+typedef enum tcpkit_tls_info {
+    TCPKIT_TLS_INFO_VERSION = 0,      /**< Protocol version, e.g. "TLSv1.3". */
+    TCPKIT_TLS_INFO_CIPHER = 1,       /**< Cipher suite name. */
+    TCPKIT_TLS_INFO_ALPN = 2,         /**< Agreed ALPN protocol, "" when none. */
+    TCPKIT_TLS_INFO_PEER_SUBJECT = 3, /**< Peer certificate subject (RFC 2253), "" when none. */
+    TCPKIT_TLS_INFO_SERVER_NAME = 4   /**< SNI sent (client) or received (server), "" when none. */
+} tcpkit_tls_info;
 
 /**
  * @brief A connection handler run by tcpkit_serve().
@@ -386,6 +415,11 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  *
  * The connection gets the options' I/O timeout, nodelay and keepalive.
  *
+ * With a TLS configuration in @p opts (tcpkit_opts_set_tls(), new in 1.1)
+ * the TLS handshake runs after the race is won, inside the same connect
+ * timeout: the server's chain and its name (@p host, or the configured
+ * server name) are verified, and SNI is sent for names, not IP literals.
+ *
  * @param[out] out  receives the connection (NULL on failure); release it
  *                  with tcpkit_close() or tcpkit_abort().
  * @param host a host name or a numeric address (IPv6 without brackets,
@@ -403,7 +437,10 @@ TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_fallback_delay(tcpkit_opts *o, int ms);
  *         outside 1-65535 ("0", "65536");
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EREFUSED, #TCPKIT_EUNREACH, #TCPKIT_ETIMEDOUT,
- *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS.
+ *         #TCPKIT_EACCES, #TCPKIT_EMFILE, #TCPKIT_ENOMEM, #TCPKIT_ESYS;
+ *         with TLS: #TCPKIT_ECERT when the server's certificate is refused
+ *         (the message names why, e.g. "certificate has expired"),
+ *         #TCPKIT_ETLS for any other handshake failure.
  * @par Thread safety: safe.
  * @since 1.0
  */
@@ -426,6 +463,8 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  *
  * The options' backlog, reuseport and v6only shape the listener; its
  * nodelay, keepalive and I/O timeout apply to every accepted connection.
+ * With a TLS configuration (new in 1.1) accepted connections speak TLS;
+ * the listener keeps its own reference to the configuration.
  *
  * @param[out] out  receives the listener (NULL on failure); release it with
  *                  tcpkit_listener_close().
@@ -436,8 +475,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, con
  *             syntax as tcpkit_connect()'s @p port.
  * @param opts options, or NULL for the defaults. Only read during the call.
  * @return #TCPKIT_OK;
- *         #TCPKIT_EINVAL for a NULL @p out, a NULL or malformed @p port or
- *         a numeric @p port outside 0-65535;
+ *         #TCPKIT_EINVAL for a NULL @p out, a NULL or malformed @p port,
+ *         a numeric @p port outside 0-65535, or a TLS configuration
+ *         without a certificate;
  *         #TCPKIT_ERESOLVE when the name or service cannot be resolved;
  *         #TCPKIT_EADDRINUSE; #TCPKIT_EACCES (e.g. a port below 1024
  *         without privilege); #TCPKIT_EMFILE; #TCPKIT_ENOMEM; #TCPKIT_ESYS.
@@ -629,7 +669,8 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  *
  * Retries short writes and `EINTR` until everything is handed to the
  * kernel, within the connection's timeout for the whole call. Sending never
- * raises `SIGPIPE`: a peer that has gone away gives #TCPKIT_ERESET.
+ * raises `SIGPIPE`: a peer that has gone away gives #TCPKIT_ERESET. Over
+ * TLS, @p sent counts plaintext bytes taken by the TLS layer.
  *
  * @param c         the connection.
  * @param buf       the bytes to send (may be NULL when @p len is 0).
@@ -641,7 +682,8 @@ TCPKIT_EXPORT void tcpkit_listener_close(tcpkit_listener *l);
  *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
  *         tcpkit_listener_shutdown() (@p *sent says how much went out);
  *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
- *         #TCPKIT_ESYS.
+ *         #TCPKIT_ESYS; over TLS also #TCPKIT_ETLS and #TCPKIT_ECERT (a
+ *         failed lazy handshake).
  * @par Thread safety: one sender per connection at a time.
  * @since 1.0
  */
@@ -650,7 +692,10 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t
 /**
  * @brief Waits for at least one byte and returns what is there, up to @p cap.
  *
- * Bytes buffered by tcpkit_recv_line() are returned first.
+ * Bytes buffered by tcpkit_recv_line() are returned first. Over TLS,
+ * #TCPKIT_EOF means the peer sent `close_notify`; a TCP end of stream
+ * without it is #TCPKIT_ETLS ("peer closed without close_notify: the data
+ * may be truncated").
  *
  * @param c        the connection.
  * @param buf      where to put the bytes.
@@ -664,7 +709,7 @@ TCPKIT_EXPORT tcpkit_err tcpkit_send_all(tcpkit_conn *c, const void *buf, size_t
  *         #TCPKIT_ESHUTDOWN inside a tcpkit_serve() handler after
  *         tcpkit_listener_shutdown();
  *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
- *         #TCPKIT_ESYS.
+ *         #TCPKIT_ESYS; over TLS also #TCPKIT_ETLS and #TCPKIT_ECERT.
  * @par Thread safety: one receiver per connection at a time.
  * @since 1.0
  */
@@ -753,13 +798,16 @@ TCPKIT_EXPORT tcpkit_err tcpkit_recv_line(tcpkit_conn *c, char *buf, size_t cap,
  * @brief Half-closes the connection: the peer sees end of stream.
  *
  * Receiving still works, so a client can send a whole request, half-close,
- * and then read the whole reply.
+ * and then read the whole reply. Over TLS it first finishes a pending
+ * handshake and sends `close_notify` (within the connection's timeout),
+ * then half-closes the socket.
  *
  * @param c the connection.
  * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ERESET when
  *         the connection is already gone;
  *         #TCPKIT_ECANCELED after tcpkit_conn_cancel() (since 1.1);
- *         #TCPKIT_ESYS.
+ *         #TCPKIT_ESYS; over TLS also #TCPKIT_ETLS, #TCPKIT_ECERT and
+ *         #TCPKIT_ETIMEDOUT.
  * @par Thread safety: safe against a concurrent receiver.
  * @since 1.0
  */
@@ -768,7 +816,9 @@ TCPKIT_EXPORT tcpkit_err tcpkit_close_write(tcpkit_conn *c);
 /**
  * @brief Closes the connection and frees it. Never blocks.
  *
- * Unsent data is still delivered by the kernel in the background.
+ * Unsent data is still delivered by the kernel in the background. A TLS
+ * connection sends `close_notify` first if that is possible without
+ * waiting (never a `SIGPIPE`, even to a vanished peer).
  *
  * @param c the connection, or NULL (nothing happens).
  * @par Thread safety: no other thread may use @p c during or after this call.
@@ -1033,6 +1083,285 @@ TCPKIT_EXPORT tcpkit_err tcpkit_sleep(int ms);
  */
 TCPKIT_EXPORT tcpkit_err tcpkit_run_blocking(void (*fn)(void *arg), void *arg);
 
+/* ------------------------------------------------------------------------ */
+/* TLS (@since 1.1)                                                         */
+/* ------------------------------------------------------------------------ */
+/* Every I/O call works unchanged over TLS, with the same contracts (partial
+ * progress, timeouts, deadlines, cancel, shutdown wake-ups, one sender plus
+ * one receiver at once); each can also return TCPKIT_ETLS or TCPKIT_ECERT.
+ * Connections accepted from a TLS listener handshake lazily, on their first
+ * I/O call or tcpkit_conn_handshake(). In a build without OpenSSL every
+ * function here exists and returns TCPKIT_ENOTSUP (tcpkit_conn_handshake()
+ * and tcpkit_conn_tls_info() then see only plain connections). */
+
+/**
+ * @brief Creates a TLS configuration holding the secure defaults.
+ *
+ * Defaults: the system CA store, the connect host as the verified name and
+ * SNI, no certificate of our own, no client certificates asked for, TLS 1.2
+ * as the minimum, no ALPN, no pins, verification on.
+ *
+ * @param out receives the configuration; the caller owns one reference and
+ *            drops it with tcpkit_tls_free(). Set to NULL on failure.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p out; #TCPKIT_ENOMEM;
+ *         #TCPKIT_ETLS when OpenSSL cannot set up a context (e.g. an
+ *         unreadable system store); #TCPKIT_ENOTSUP in a build without
+ *         OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_new(tcpkit_tls **out);
+
+/**
+ * @brief Drops the caller's reference to a TLS configuration.
+ *
+ * Options, listeners and connections that use it keep their own
+ * references, so freeing it while they are alive is fine.
+ *
+ * @param t the configuration, or NULL (nothing happens).
+ * @par Thread safety: safe; @p t must not be used by this caller afterwards.
+ * @since 1.1
+ */
+TCPKIT_EXPORT void tcpkit_tls_free(tcpkit_tls *t);
+
+/**
+ * @brief Trusts the CAs in a PEM bundle *instead of* the system store.
+ *
+ * As a server, client certificates must chain to these CAs. The file is
+ * loaded and checked now.
+ *
+ * @param t        the configuration.
+ * @param pem_path path of a PEM file with one or more CA certificates; the
+ *                 string is copied.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument; #TCPKIT_ETLS for a
+ *         missing or unparsable file (the configuration is unchanged);
+ *         #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP without OpenSSL.
+ * @par Thread safety: safe, also while connections are being made.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_ca_file(tcpkit_tls *t, const char *pem_path);
+
+/**
+ * @brief Sets the certificate chain and private key presented to peers.
+ *
+ * A server's certificate, or a client certificate for mutual TLS. Both
+ * files are loaded now, and checked to match.
+ *
+ * @param t             the configuration.
+ * @param cert_pem_path PEM file: the certificate first, then intermediates.
+ * @param key_pem_path  PEM file with the (unencrypted) private key.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument; #TCPKIT_ETLS with
+ *         the reason for a missing, unreadable or mismatched file (the
+ *         configuration is unchanged); #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP
+ *         without OpenSSL.
+ * @par Thread safety: safe, also while connections are being made.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_cert_file(tcpkit_tls *t, const char *cert_pem_path,
+                                                  const char *key_pem_path);
+
+/**
+ * @brief Sets the name sent as SNI and verified in the server's certificate.
+ *
+ * For connecting to an IP literal or through a tunnel. An IP literal here
+ * is verified against the certificate's IP addresses and sends no SNI.
+ *
+ * @param t    the configuration.
+ * @param name a DNS name or IP literal (copied); NULL restores the default
+ *             (the host given to tcpkit_connect()).
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t or an empty or
+ *         over-long (> 253 bytes) name; #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP
+ *         without OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_server_name(tcpkit_tls *t, const char *name);
+
+/**
+ * @brief Server side: whether to ask for and verify client certificates.
+ *
+ * With #TCPKIT_TLS_CLIENT_AUTH_REQUIRE a client without a valid certificate
+ * fails with #TCPKIT_ECERT on the server's side; the client only gets an
+ * alert (#TCPKIT_ETLS), at its handshake or, with TLS 1.3, at its first
+ * receive.
+ *
+ * @param t the configuration.
+ * @param a one of ::tcpkit_tls_client_auth.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t or an unknown @p a;
+ *         #TCPKIT_ENOTSUP without OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_client_auth(tcpkit_tls *t, tcpkit_tls_client_auth a);
+
+/**
+ * @brief Sets the lowest protocol version negotiated (default TLS 1.2).
+ *
+ * TLS 1.0 and 1.1 are never offered.
+ *
+ * @param t the configuration.
+ * @param v #TCPKIT_TLS_1_2 or #TCPKIT_TLS_1_3.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t or any other @p v;
+ *         #TCPKIT_ENOTSUP without OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_min_version(tcpkit_tls *t, tcpkit_tls_version v);
+
+/**
+ * @brief Sets the ALPN protocols, comma-separated in preference order.
+ *
+ * E.g. "h2,http/1.1". The server's preference wins; a client offering only
+ * protocols the server lacks fails the handshake (#TCPKIT_ETLS); a client
+ * offering none is served without ALPN.
+ *
+ * @param t         the configuration.
+ * @param protocols the list (copied); NULL or "" turns ALPN off.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t, an empty entry or one
+ *         over 255 bytes; #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP without OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_alpn(tcpkit_tls *t, const char *protocols);
+
+/**
+ * @brief Pins the peer's public key, on top of chain verification.
+ *
+ * Each pin is the base64 SHA-256 of the peer certificate's
+ * SubjectPublicKeyInfo, optionally prefixed "sha256//" (curl's format);
+ * pins are separated by ';'. Checked in the handshake: no match is
+ * #TCPKIT_ECERT "public key pin mismatch".
+ *
+ * @param t    the configuration.
+ * @param pins the pins; NULL or "" removes them.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t or a malformed pin
+ *         (nothing changes); #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP without
+ *         OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_pin_sha256(tcpkit_tls *t, const char *pins);
+
+/**
+ * @brief **Dangerous:** accepts any certificate and any name.
+ *
+ * For tests against throw-away certificates only: it removes all protection
+ * against an active attacker. Pins still apply.
+ *
+ * @param t  the configuration.
+ * @param on true to skip verification.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t; #TCPKIT_ENOTSUP
+ *         without OpenSSL.
+ * @par Thread safety: safe.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_set_insecure_skip_verify(tcpkit_tls *t, bool on);
+
+/**
+ * @brief Re-reads the certificate, key and CA files.
+ *
+ * New handshakes use them; live connections keep what they negotiated. On
+ * any failure the old state stays.
+ *
+ * @param t the configuration.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p t; #TCPKIT_ETLS with the
+ *         reason (old state kept); #TCPKIT_ENOMEM; #TCPKIT_ENOTSUP without
+ *         OpenSSL.
+ * @par Thread safety: safe, also while connections are being made.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_tls_reload(tcpkit_tls *t);
+
+/**
+ * @brief Makes connections made or accepted with @p o speak TLS.
+ *
+ * A listener's configuration must have a certificate (#TCPKIT_EINVAL from
+ * tcpkit_listen() otherwise).
+ *
+ * @param o the options.
+ * @param t the configuration, or NULL for plain TCP (the default). The
+ *          options take their own reference; the one held before is
+ *          dropped.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p o; #TCPKIT_ENOTSUP for a
+ *         non-NULL @p t without OpenSSL (no such @p t can exist there).
+ * @par Thread safety: not while another thread uses @p o.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_opts_set_tls(tcpkit_opts *o, tcpkit_tls *t);
+
+/**
+ * @brief STARTTLS, client side: upgrades a plain connection and handshakes.
+ *
+ * The handshake is bounded by the connection's timeout and deadline.
+ *
+ * @param c           a plain connection.
+ * @param t           the configuration (the connection keeps what it needs).
+ * @param server_name the name to send and verify; NULL verifies the IP
+ *                    address @p c is connected to.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL @p c or @p t, or when @p c
+ *         already speaks TLS; #TCPKIT_ETLS when plaintext bytes are
+ *         buffered unread (they would be injected into the secure session;
+ *         nothing changes) or the handshake fails; #TCPKIT_ECERT;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ECANCELED; #TCPKIT_ESHUTDOWN;
+ *         #TCPKIT_ERESET; #TCPKIT_ENOMEM; #TCPKIT_ESYS; #TCPKIT_ENOTSUP
+ *         without OpenSSL.
+ *         After a failed handshake the connection is only fit for closing.
+ * @par Thread safety: no other thread may use @p c during this call.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_start_tls_client(tcpkit_conn *c, tcpkit_tls *t,
+                                                      const char *server_name);
+
+/**
+ * @brief STARTTLS, server side: upgrades a plain connection and handshakes.
+ *
+ * Same rules as tcpkit_conn_start_tls_client(); @p t needs a certificate.
+ *
+ * @param c a plain connection.
+ * @param t the configuration.
+ * @return as tcpkit_conn_start_tls_client(), plus #TCPKIT_EINVAL when @p t
+ *         has no certificate.
+ * @par Thread safety: no other thread may use @p c during this call.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_start_tls_server(tcpkit_conn *c, tcpkit_tls *t);
+
+/**
+ * @brief Runs a pending TLS handshake now.
+ *
+ * Connections accepted from a TLS listener handshake lazily on their first
+ * I/O call; this runs it at once, bounded by the connection's timeout and
+ * deadline. Call it before handing an accepted connection to a second
+ * thread (a sender next to a receiver): two threads that enter the lazy
+ * handshake at once work, but in a rare interleaving the one that did not
+ * finish it waits for its timeout before noticing.
+ *
+ * @param c the connection.
+ * @return #TCPKIT_OK at once when the handshake is done or @p c is plain;
+ *         #TCPKIT_EINVAL for a NULL @p c; #TCPKIT_ETLS; #TCPKIT_ECERT;
+ *         #TCPKIT_ETIMEDOUT; #TCPKIT_ECANCELED after tcpkit_conn_cancel();
+ *         #TCPKIT_ESHUTDOWN; #TCPKIT_ERESET; #TCPKIT_ESYS.
+ * @par Thread safety: safe against one concurrent sender and receiver.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_handshake(tcpkit_conn *c);
+
+/**
+ * @brief Reports a property of an established TLS connection.
+ *
+ * @param c    the connection.
+ * @param what one of ::tcpkit_tls_info.
+ * @param buf  where to write the NUL-terminated string.
+ * @param cap  the size of @p buf.
+ * @return #TCPKIT_OK; #TCPKIT_EINVAL for a NULL argument, an unknown
+ *         @p what, a plain connection (every connection, without OpenSSL),
+ *         a handshake not done yet, or a @p cap too small (nothing is
+ *         written past @p cap); #TCPKIT_ENOMEM.
+ * @par Thread safety: safe against one concurrent sender and receiver.
+ * @since 1.1
+ */
+TCPKIT_EXPORT tcpkit_err tcpkit_conn_tls_info(const tcpkit_conn *c, tcpkit_tls_info what, char *buf,
+                                              size_t cap);
 /* 1.1: deadlines, cancellation, buffered bytes                             */
 /* ------------------------------------------------------------------------ */
 

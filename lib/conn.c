@@ -57,19 +57,21 @@ ssize_t tk_conn_settle(tcpkit_conn *c, ssize_t r)
 
 bool tk_conn_is_plain(const tcpkit_conn *c)
 {
-    /* TLS: return c->tls == NULL. */
-    (void)c;
-    return true;
+    return c->tls == NULL;
 }
 
 ssize_t tk_conn_read(tcpkit_conn *c, void *buf, size_t cap, short *wait_for)
 {
+    if (c->tls)
+        return tk_conn_settle(c, tk_tls_read(c->tls, buf, cap, wait_for));
     *wait_for = POLLIN;
     return tk_conn_settle(c, recv(c->fd, buf, cap, 0));
 }
 
 ssize_t tk_conn_write(tcpkit_conn *c, const void *buf, size_t len, short *wait_for)
 {
+    if (c->tls)
+        return tk_conn_settle(c, tk_tls_write(c->tls, buf, len, wait_for));
     *wait_for = POLLOUT;
     /* MSG_NOSIGNAL: a peer that went away gives EPIPE, not SIGPIPE. */
     return tk_conn_settle(c, send(c->fd, buf, len, MSG_NOSIGNAL));
@@ -87,8 +89,10 @@ static void conn_free(tcpkit_conn *c)
 
 void tcpkit_close(tcpkit_conn *c)
 {
-    if (c)
-        conn_free(c);
+    if (!c)
+        return;
+    tk_tls_conn_free(c->tls, true); /* close_notify if it goes out at once */
+    conn_free(c);
 }
 
 void tcpkit_abort(tcpkit_conn *c)
@@ -99,6 +103,7 @@ void tcpkit_abort(tcpkit_conn *c)
      * data instead of a FIN handshake. */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    tk_tls_conn_free(c->tls, false); /* a reset carries no close_notify */
     conn_free(c);
 }
 
@@ -109,6 +114,8 @@ tcpkit_err tcpkit_close_write(tcpkit_conn *c)
     tcpkit_err err = tk_conn_check(c, "close_write");
     if (err != TCPKIT_OK)
         return err;
+    if (c->tls)
+        return tk_conn_tls_close_write(c);
     if (shutdown(c->fd, SHUT_WR) < 0)
         return tk_fail_errno(errno, "close_write");
     return TCPKIT_OK;
@@ -150,8 +157,10 @@ void tcpkit_conn_cancel(tcpkit_conn *c)
 
 size_t tcpkit_conn_buffered(const tcpkit_conn *c)
 {
-    /* TLS adds the decrypted bytes it holds here. */
-    return c ? c->rend - c->rstart : 0;
+    if (!c)
+        return 0;
+    /* Bytes OpenSSL has decrypted but not handed out are just as ready. */
+    return c->rend - c->rstart + (c->tls ? tk_tls_pending(c->tls) : 0);
 }
 
 int tcpkit_conn_fd(const tcpkit_conn *c)

@@ -251,8 +251,25 @@ static void interleave(struct tk_target *t, size_t n)
     free(tmp);
 }
 
+/* TLS over the won connection, inside what is left of the connect
+ * timeout; a failure closes it. */
+static tcpkit_err secure(tcpkit_conn **out, const struct tcpkit_opts *o, const char *name,
+                         const char *label, tk_deadline *d)
+{
+    char op[TK_LABEL_MAX + 16];
+    snprintf(op, sizeof op, "connect %s: TLS", label);
+    tcpkit_err err = tk_conn_attach_tls(*out, o->tls, false, name, op);
+    if (err == TCPKIT_OK)
+        err = tk_conn_handshake(*out, d, op);
+    if (err != TCPKIT_OK) {
+        tcpkit_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct tcpkit_opts *o,
-                               const char *label, tcpkit_conn **out)
+                               const char *name, const char *label, tcpkit_conn **out)
 {
     struct race r = {.targets = t, .count = n, .fallback_ms = o->fallback_delay_ms, .opts = o};
     r.deadline = tk_deadline_make(o->connect_timeout_ms);
@@ -278,8 +295,10 @@ static tcpkit_err race_targets(const struct tk_target *t, size_t n, const struct
         close(fd);
         return err;
     }
-    return tk_conn_new(fd, (const struct sockaddr *)&t[win].addr, t[win].len, o->io_timeout_ms,
-                       out);
+    err = tk_conn_new(fd, (const struct sockaddr *)&t[win].addr, t[win].len, o->io_timeout_ms, out);
+    if (err != TCPKIT_OK || !o->tls)
+        return err;
+    return secure(out, o, name, label, &r.deadline);
 }
 
 /* A local address narrows the targets to its own family. */
@@ -334,7 +353,7 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
         return err;
     struct tk_target one;
     if (tk_parse_numeric(name, port, fam, &one))
-        return race_targets(&one, 1, o, label, out);
+        return race_targets(&one, 1, o, name, label, out);
     if (tk_is_excluded_literal(name, fam))
         return family_excluded(o, label);
 
@@ -344,7 +363,7 @@ tcpkit_err tcpkit_connect(tcpkit_conn **out, const char *host, const char *port,
     if (err != TCPKIT_OK)
         return err;
     interleave(t, n);
-    err = race_targets(t, n, o, label, out);
+    err = race_targets(t, n, o, name, label, out);
     free(t);
     return err;
 }

@@ -5,6 +5,7 @@
 #define TCPKIT_INTERNAL_H
 
 #include "tcpkit.h"
+#include "tls.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,6 +37,8 @@ struct tcpkit_opts {
     int max_conns;     /* 0 = the mode's default */
     int serve_threads; /* 0 = one per online CPU */
     size_t stack_size; /* 0 = the mode's default */
+    /* TLS configuration (a reference held by the opts), NULL for plain TCP. */
+    tcpkit_tls *tls;
     /* tcpkit_opts_set_local_addr: local_len 0 = unset. Port 0 = any port,
      * chosen at connect time (IP_BIND_ADDRESS_NO_PORT). */
     struct sockaddr_storage local_addr;
@@ -68,6 +71,9 @@ struct tcpkit_conn {
     size_t rstart, rend, rcap;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    /* TLS state, NULL for plain TCP; tk_conn_read/tk_conn_write go through
+     * it when set. */
+    struct tk_tls_conn *tls;
     /* tcpkit_conn_set_deadline: an armed deadline (timeout -1 = none) that
      * tk_conn_wait applies on top of each call's own. */
     tk_deadline deadline;
@@ -84,6 +90,8 @@ struct tcpkit_listener {
     /* Timeout of accepted conns; nodelay and keepalive need no copy here,
      * the kernel passes them on from the listening socket. */
     int io_timeout_ms;
+    /* TLS configuration of accepted conns (a reference), NULL for plain. */
+    tcpkit_tls *tls;
 };
 
 /* Writes v to an optional size_t out-parameter; returns TCPKIT_OK so a
@@ -268,6 +276,23 @@ tcpkit_err tk_serve_threads(tcpkit_listener *l, tcpkit_handler fn, void *arg, in
 tcpkit_err tk_serve_fibers(tcpkit_listener *l, tcpkit_handler fn, void *arg,
                            const struct tcpkit_opts *o);
 
+/* ---- TLS on a conn (lib/conn_tls.c) ---- */
+
+/* Gives c a TLS state from t (server: handshake on first I/O). */
+tcpkit_err tk_conn_attach_tls(tcpkit_conn *c, tcpkit_tls *t, bool server, const char *name,
+                              const char *op);
+/* Runs c's pending handshake to completion within d, waiting in
+ * tk_conn_wait. TCPKIT_OK at once for a plain conn or a done handshake. */
+tcpkit_err tk_conn_handshake(tcpkit_conn *c, tk_deadline *d, const char *op);
+/* close_notify (after finishing a pending handshake), then SHUT_WR. */
+tcpkit_err tk_conn_tls_close_write(tcpkit_conn *c);
+
+/* Whether a failed tk_conn_read/tk_conn_write errno e is a TLS failure
+ * recorded in c->tls (report it with tk_tls_refail). */
+static inline bool tk_conn_tls_failed(const tcpkit_conn *c, int e)
+{
+    return c->tls && e == TK_ETLS_ERRNO;
+}
 /* ---- receiving and sending (lib/io.c, lib/send.c) ---- */
 
 /* Receives exactly len bytes (buffered ones first) within d. *got holds

@@ -58,6 +58,8 @@ static tcpkit_err recv_some(tcpkit_conn *c, void *buf, size_t cap, tk_deadline *
             return TCPKIT_EOF; /* not recorded: end of stream is success for some */
         if (errno == EINTR)
             continue;
+        if (tk_conn_tls_failed(c, errno))
+            return tk_tls_refail(c->tls, op);
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return tk_fail_errno(errno, op);
         tcpkit_err err = tk_conn_wait(c, wait_for, d, op);

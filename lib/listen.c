@@ -70,6 +70,9 @@ tcpkit_err tk_listener_wrap(int fd, const struct tcpkit_opts *o, tcpkit_listener
     l->wake_fd = wake;
     atomic_init(&l->shut, false);
     l->io_timeout_ms = o->io_timeout_ms;
+    l->tls = o->tls;
+    if (l->tls)
+        tk_tls_ref(l->tls);
     *out = l;
     return TCPKIT_OK;
 }
@@ -103,6 +106,8 @@ tcpkit_err tcpkit_listen(tcpkit_listener **out, const char *host, const char *po
     if (err != TCPKIT_OK)
         return err;
     const struct tcpkit_opts *o = tk_opts_or_default(opts);
+    if (o->tls && !tk_tls_has_cert(o->tls))
+        return tk_fail(TCPKIT_EINVAL, 0, "listen: the TLS configuration has no certificate");
     bool wildcard = !host || !*host;
     char name[TK_HOST_MAX + 1];
     if (!wildcard && (err = tk_clean_host(host, name, sizeof name, "listen")) != TCPKIT_OK)
@@ -188,6 +193,22 @@ static bool accepted_dead(int fd)
     return true;
 }
 
+/* Wraps an accepted socket; a TLS listener's conns handshake lazily, on
+ * their first I/O, so a slow client never stalls accept. */
+static tcpkit_err accepted(tcpkit_listener *l, int fd, const struct sockaddr_storage *peer,
+                           socklen_t len, tcpkit_conn **out)
+{
+    tcpkit_err err = tk_conn_new(fd, (const struct sockaddr *)peer, len, l->io_timeout_ms, out);
+    if (err != TCPKIT_OK || !l->tls)
+        return err;
+    err = tk_conn_attach_tls(*out, l->tls, true, NULL, "accept");
+    if (err != TCPKIT_OK) {
+        tcpkit_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 tcpkit_err tk_accept_now(tcpkit_listener *l, tcpkit_conn **out)
 {
     for (;;) {
@@ -199,7 +220,7 @@ tcpkit_err tk_accept_now(tcpkit_listener *l, tcpkit_conn **out)
         if (fd >= 0 && accepted_dead(fd))
             continue;
         if (fd >= 0)
-            return tk_conn_new(fd, (struct sockaddr *)&peer, len, l->io_timeout_ms, out);
+            return accepted(l, fd, &peer, len, out);
         int e = errno;
         if (e == EAGAIN || e == EWOULDBLOCK)
             return TCPKIT_ETIMEDOUT;
@@ -249,5 +270,6 @@ void tcpkit_listener_close(tcpkit_listener *l)
         return;
     close(l->fd);
     close(l->wake_fd);
+    tcpkit_tls_free(l->tls);
     free(l);
 }

@@ -43,7 +43,24 @@ tcpkit_err tcpkit_opts_new(tcpkit_opts **out)
 
 void tcpkit_opts_free(tcpkit_opts *o)
 {
+    if (o)
+        tcpkit_tls_free(o->tls);
     free(o);
+}
+
+tcpkit_err tcpkit_opts_set_tls(tcpkit_opts *o, tcpkit_tls *t)
+{
+    if (!o)
+        return tk_fail(TCPKIT_EINVAL, 0, "opts_set_tls: opts is NULL");
+#ifndef TCPKIT_WITH_OPENSSL
+    if (t)
+        return tk_fail(TCPKIT_ENOTSUP, 0, "opts_set_tls: this libtcpkit was built without TLS");
+#endif
+    if (t)
+        tk_tls_ref(t);
+    tcpkit_tls_free(o->tls);
+    o->tls = t;
+    return TCPKIT_OK;
 }
 
 /* Every setter funnels through here so the NULL and range checks read the

@@ -38,6 +38,8 @@ static tcpkit_err send_failed(tcpkit_conn *c, short wait_for, tk_deadline *d, si
         return TCPKIT_OK;
     if (e == EAGAIN || e == EWOULDBLOCK)
         return tk_conn_wait(c, wait_for, d, op);
+    if (tk_conn_tls_failed(c, e))
+        return tk_tls_refail(c->tls, op);
     return tk_fail(tk_err_from_errno(e), e, "%s: %s (sent %zu of %zu bytes)", op, tk_errno_text(e),
                    done, total);
 }

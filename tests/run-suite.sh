@@ -6,7 +6,8 @@
 # Installs what it needs on Debian 12 (as root, unless --no-install),
 # builds with -Werror, runs every Check suite (plain), then the suite again
 # under AddressSanitizer+UBSan (asan) and under Valgrind memcheck
-# (valgrind), the threaded tests under ThreadSanitizer (tsan), and each
+# (valgrind), in a build without OpenSSL (notls), the threaded tests
+# under ThreadSanitizer (tsan), and each
 # libFuzzer target for 30 s (fuzz). Ends with a line "K skipped" and then
 # the last line "N passed, M failed", counted from meson's test logs; exits
 # non-zero if M > 0 or N == 0. Temporary files go to build-suite/tmp
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 out=${TCPKIT_BUILD_ROOT:-$top/build-suite}
-all_stages=(plain asan valgrind tsan fuzz)
+all_stages=(plain asan valgrind notls tsan fuzz)
 
 usage() {
     cat <<EOF
@@ -24,6 +25,7 @@ Runs the named stages of the test suite, in this order (all by default):
   plain     build with -Werror and run every test (meson test)
   asan      the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
   valgrind  the tests again under Valgrind memcheck (uses the plain build)
+  notls     a build without OpenSSL (-Dtls=disabled) and its tests
   tsan      the threaded tests (suite 'threads') under ThreadSanitizer
   fuzz      each libFuzzer target for \$TCPKIT_FUZZ_SECONDS (30) seconds (clang)
 Options:
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         -h | --help) usage; exit 0 ;;
         --no-install) install=0 ;;
-        plain | asan | valgrind | tsan | fuzz) stages+=("$1") ;;
+        plain | asan | valgrind | notls | tsan | fuzz) stages+=("$1") ;;
         *) echo "run-suite.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
@@ -59,8 +61,7 @@ wanted() {
 install_deps() {
     local pkgs=(meson ninja-build gcc g++ pkg-config check doxygen graphviz abigail-tools
                 valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
-                procps netbase
-                nginx-light) # tests/examples: https against nginx
+                procps netbase libssl-dev openssl nginx-light curl) # nginx: tests/examples
     if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
@@ -135,6 +136,13 @@ if wanted valgrind; then
     run_tests plain --setup valgrind --no-suite novalgrind --logbase testlog-valgrind
 fi
 
+# A build without OpenSSL (-Dtls=disabled): every TLS function must say
+# TCPKIT_ENOTSUP and everything else must still pass.
+if wanted notls; then
+    setup notls -Dtls=disabled -Ddocs=disabled
+    run_tests notls
+fi
+
 # ThreadSanitizer: the threaded tests (suite 'threads': tcpkit_serve, the
 # fiber server and their fault tests). The fiber soak runs a 20th of its
 # 200,000 connections here.
@@ -160,7 +168,7 @@ fuzz_stage() {
     CC=$cc meson setup "$dir" --werror -Dtests=enabled -Dexamples=false -Ddocs=disabled \
         >"$out/fuzz.setup.log" 2>&1 || { cat "$out/fuzz.setup.log"; fuzz_failed "setup failed"; return; }
     meson compile -C "$dir" tests/fuzz/fuzz-recv tests/fuzz/fuzz-msg tests/fuzz/fuzz-args tests/fuzz/fuzz-serve \
-        >"$out/fuzz.build.log" 2>&1 ||
+        tests/fuzz/fuzz-tls >"$out/fuzz.build.log" 2>&1 ||
         { cat "$out/fuzz.build.log"; fuzz_failed "libFuzzer targets did not build"; return; }
     run_tests fuzz --suite fuzz --no-rebuild
 }

@@ -787,6 +787,52 @@ ROW(local_addr_port_65536)
     return tcpkit_opts_set_local_addr(x->o, "127.0.0.1", "65536");
 }
 
+/* TLS rows: the same answer with and without OpenSSL in the build. */
+ROW(opts_set_tls_null)
+{
+    (void)x;
+    return tcpkit_opts_set_tls(NULL, NULL);
+}
+ROW(handshake_null)
+{
+    (void)x;
+    return tcpkit_conn_handshake(NULL);
+}
+ROW(handshake_plain)
+{
+    tcpkit_tls_free(NULL);
+    return tcpkit_conn_handshake(x->s); /* nothing pending: OK at once */
+}
+static tcpkit_err tls_info_call(struct ctx *x, tcpkit_conn *c, size_t cap)
+{
+    char buf[8] = "zzzzzzz";
+    tcpkit_err err = tcpkit_conn_tls_info(c, TCPKIT_TLS_INFO_VERSION, buf, cap);
+    x->outs_ok = cap == 0 ? buf[0] == 'z' : buf[0] == '\0';
+    x->no_overrun = buf[1] == 'z';
+    return err;
+}
+ROW(tls_info_null)
+{
+    return tls_info_call(x, NULL, sizeof(char[8]));
+}
+ROW(tls_info_plain)
+{
+    return tls_info_call(x, x->c, 1);
+}
+ROW(tls_info_cap0)
+{
+    return tls_info_call(x, x->c, 0);
+}
+ROW(start_tls_client_null)
+{
+    (void)x;
+    return tcpkit_conn_start_tls_client(NULL, NULL, NULL);
+}
+ROW(start_tls_server_tls_null)
+{
+    return tcpkit_conn_start_tls_server(x->s, NULL);
+}
+
 struct row {
     const char *name;
     tcpkit_err (*fn)(struct ctx *);
@@ -939,6 +985,14 @@ static const struct row rows[] = {
     R(local_addr_name, TCPKIT_EINVAL),
     R(local_addr_empty, TCPKIT_EINVAL),
     R(local_addr_port_65536, TCPKIT_EINVAL),
+    R(opts_set_tls_null, TCPKIT_EINVAL),
+    R(handshake_null, TCPKIT_EINVAL),
+    R(handshake_plain, TCPKIT_OK),
+    R(tls_info_null, TCPKIT_EINVAL),
+    RM(tls_info_plain, TCPKIT_EINVAL, "not a TLS connection"),
+    RM(tls_info_cap0, TCPKIT_EINVAL, "capacity"),
+    R(start_tls_client_null, TCPKIT_EINVAL),
+    RM(start_tls_server_tls_null, TCPKIT_EINVAL, "tls is NULL"),
 };
 
 static struct ctx ctx;

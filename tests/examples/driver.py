@@ -1298,8 +1298,12 @@ def test_outside():
     check(r.returncode == 0, 'meson install failed: %r' % (r.stdout + r.stderr)[-2000:])
     pcs = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == 'libtcpkit.pc']
     check(len(pcs) == 1, 'libtcpkit.pc installed %d times' % len(pcs))
+    # The system's .pc files come after the installed one: libtcpkit.pc's
+    # Requires.private names libssl and libcrypto when built with TLS.
+    sys_pc = run([pkgconf, '--variable', 'pc_path', 'pkg-config']).stdout.decode().strip()
+    pc_dirs = os.path.dirname(pcs[0]) + (':' + sys_pc if sys_pc else '')
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]),
-               PKG_CONFIG_SYSROOT_DIR=dest, PKG_CONFIG_LIBDIR=os.path.dirname(pcs[0]))
+               PKG_CONFIG_SYSROOT_DIR=dest, PKG_CONFIG_LIBDIR=pc_dirs)
     r = run([pkgconf, '--cflags', '--libs', 'libtcpkit'], env=env)
     check(r.returncode == 0, 'pkg-config: %r' % r.stderr)
     flags = r.stdout.decode().split()

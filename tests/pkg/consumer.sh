@@ -49,13 +49,21 @@ check_loaded_from() {
     esac
 }
 
+# pkg-config sees the installed libtcpkit.pc first and the system's .pc
+# files after it: Requires.private names libssl and libcrypto (TLS).
+use_installed_pc() {
+    local sys
+    sys=$(pkg-config --variable pc_path pkg-config)
+    export PKG_CONFIG_LIBDIR=$root$libdir/pkgconfig:$sys PKG_CONFIG_SYSROOT_DIR=$root
+}
+
 cc=${CC:-cc}
 cflags=(-std=c99 -pedantic -Wall -Wextra -Werror)
 
 case $mode in
 pkg-config)
     install_tree
-    export PKG_CONFIG_LIBDIR=$root$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
+    use_installed_pc
     flags=$(pkg-config --cflags --libs libtcpkit)
     echo "pkg-config --cflags --libs libtcpkit: $flags"
     # shellcheck disable=SC2086 # word splitting of the flags is intended
@@ -66,7 +74,7 @@ pkg-config)
     ;;
 pkg-config-static)
     install_tree
-    export PKG_CONFIG_LIBDIR=$root$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
+    use_installed_pc
     cflags_pc=$(pkg-config --cflags libtcpkit)
     libs_pc=$(pkg-config --static --libs libtcpkit)
     echo "pkg-config --static --libs libtcpkit: $libs_pc"
