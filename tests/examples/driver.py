@@ -1254,6 +1254,18 @@ def test_usage():
         check(r.returncode == 2 and words in r.stderr and r.stdout == b'', '%r: %r' % (url, r))
 
 
+def test_notls():
+    """A build without TLS: --tls and https:// fail with exit 1 and say so."""
+    if os.environ.get('TK_EXAMPLES_TLS') != '0':
+        print('SKIP: this build has TLS')
+        sys.exit(77)
+    for key, *args in (('client', '--tls', '-p', '1', 'x'), ('http', 'https://127.0.0.1:1/'),
+                       ('echo', '-p', '0', '--tls-cert', 'c.pem', '--tls-key', 'k.pem')):
+        r = run([*PROGS[key], *args])
+        check(r.returncode == 1 and b'without TLS' in r.stderr and r.stdout == b'',
+              '%s %r: %r' % (key, args, r))
+
+
 def test_refused():
     """Nobody listening: exit 1 with one line "PROGRAM: connect ADDR...: ...
     refused", naming the operation once (not "connect: connect")."""
@@ -1359,6 +1371,7 @@ TESTS = {
     'http-chunked': test_http_chunked,
     'tls-echo': test_tls_echo,
     'https': test_https,
+    'notls': test_notls,
     'usage': test_usage,
     'refused': test_refused,
     'outside': test_outside,
