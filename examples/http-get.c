@@ -258,6 +258,11 @@ static void write_body(const char *buf, size_t len)
  * assume one receive brings the whole body, or even a whole chunk. Bytes
  * that tcpkit_recv_line() read ahead while reading the headers are returned
  * first, so switching from lines to raw bytes loses nothing.
+ *
+ * Over https://, a body that ends with the stream must end with TLS's own
+ * goodbye (close_notify). A bare TCP end of stream is TCPKIT_ETLS, not
+ * TCPKIT_EOF: anyone on the path can cut a connection, and a cut download
+ * must not pass for a complete one.
  */
 static void copy_body(tcpkit_conn *conn, unsigned long long want, bool until_eof)
 {
@@ -326,6 +331,8 @@ static void copy_chunked(tcpkit_conn *conn)
         fprintf(stderr, "%s\n", line);
     }
 }
+
+/* ---- connecting and asking ---------------------------------------------- */
 
 /* What the command line asks for. */
 struct config {
