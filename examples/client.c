@@ -72,18 +72,18 @@ static void usage(FILE *out)
           "no newline added) or else standard input, and copies everything the\n"
           "server sends to standard output. Exits 0 when the server closes.\n"
           "\n"
-          "  -H HOST     server name or address (default localhost)\n"
-          "  -p PORT     server port, 1-65535 (default 9999)\n"
-          "  -t MS       give up if connecting, or any single send or receive,\n"
-          "              takes longer than MS milliseconds (default: 10000 for\n"
-          "              connecting, no limit for sending and receiving)\n"
-          "  --tls       speak TLS; the server's certificate must be valid for HOST\n"
-          "              and issued by an authority in the system's CA store\n"
+          "  -H HOST            server name or address (default localhost)\n"
+          "  -p PORT            server port, 1-65535 (default 9999)\n"
+          "  -t MS              give up if connecting, or any single send or receive,\n"
+          "                     takes longer than MS milliseconds (default: 10000 for\n"
+          "                     connecting, no limit for sending and receiving)\n"
+          "  --tls              speak TLS; the server's certificate must be valid for\n"
+          "                     HOST and issued by an authority in the system's store\n"
           "  --cacert FILE      trust the CAs in FILE (PEM) instead (implies --tls)\n"
           "  --insecure         DANGEROUS: accept any certificate (implies --tls)\n"
           "  --servername NAME  verify (and send as SNI) NAME instead of HOST\n"
           "                     (implies --tls)\n"
-          "  -h, --help  show this help\n",
+          "  -h, --help         show this help\n",
           out);
 }
 
