@@ -427,7 +427,7 @@ def test_echo_deadline():
         drip = connect(srv.port)
         start = time.monotonic()
         echoed, ended, n = b'', None, 0
-        while time.monotonic() - start < 10:  # without a deadline: never ends
+        while time.monotonic() - start < 20:  # without a deadline: never ends
             try:
                 drip.sendall(b'.')
             except (BrokenPipeError, ConnectionResetError):
@@ -448,8 +448,9 @@ def test_echo_deadline():
                 r = run([*PROGS['client'], '-p', str(srv.port), 'normal %d' % n])
                 check(r.returncode == 0 and r.stdout == b'normal %d' % n, repr(r))
         drip.close()
-        check(ended is not None, 'drip client still served after 10 s')
-        check(0.8 <= ended <= 6, 'drip client dropped after %.2f s, not about 1 s' % ended)
+        check(ended is not None, 'drip client still served after 20 s')
+        # Generous above (a loaded machine, valgrind); the per-call timeout is 60 s.
+        check(0.8 <= ended <= 10, 'drip client dropped after %.2f s, not about 1 s' % ended)
         check(len(echoed) >= 2 and set(echoed) == {ord('.')}, 'drip echo %r' % echoed)
         r = run([*PROGS['client'], '-p', str(srv.port), 'after'])
         check(r.returncode == 0 and r.stdout == b'after', repr(r))
