@@ -2,12 +2,15 @@
 /*
  * client.c - a tiny netcat: connect to a TCP server, talk, print the replies.
  *
- *   client [-H HOST] [-p PORT] [-t MS] [MESSAGE...]
+ *   client [-H HOST] [-p PORT] [-t MS] [--tls] [--cacert FILE] [--insecure]
+ *          [--servername NAME] [MESSAGE...]
  *
  *   $ ./echo-server -p 9999 &
  *   $ ./client hello world                  # prints "hello world" (no newline)
  *   $ printf 'one\ntwo\n' | ./client        # prints "one\ntwo\n"
  *   $ printf 'GET / HTTP/1.0\r\n\r\n' | ./client -H example.com -p 80
+ *   $ ./echo-server -p 9443 --tls-cert cert.pem --tls-key key.pem &
+ *   $ ./client -p 9443 --tls --cacert ca.pem hello   # the same, encrypted
  *
  * The client connects to HOST:PORT (default localhost:9999). With MESSAGE
  * words it sends them joined by single spaces (no newline is added); without,
@@ -24,7 +27,10 @@
  *      receiving what is there (a receive may return fewer bytes than sent);
  *   4. half-close: how a server learns that the request is complete;
  *   5. the orderly end of a stream (EOF) versus a reset, and why a server
- *      that crashed, even one killed with kill -9, usually gives EOF.
+ *      that crashed, even one killed with kill -9, usually gives EOF;
+ *   6. (1.1) TLS: with --tls the same program speaks TLS. Only step 1
+ *      changes (tls_options()); every send, receive and half-close after it
+ *      is the same call, encrypted underneath.
  *
  * Exit status: 0 when the server closed the connection, 1 on a network or
  * I/O error (one line on stderr: "client: " and what failed, e.g.
@@ -59,18 +65,25 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: client [-H HOST] [-p PORT] [-t MS] [MESSAGE...]\n"
+    fputs("usage: client [-H HOST] [-p PORT] [-t MS] [--tls] [--cacert FILE] [--insecure]\n"
+          "              [--servername NAME] [MESSAGE...]\n"
           "\n"
           "Connects to HOST:PORT, sends MESSAGE (the words joined by single spaces,\n"
           "no newline added) or else standard input, and copies everything the\n"
           "server sends to standard output. Exits 0 when the server closes.\n"
           "\n"
-          "  -H HOST     server name or address (default localhost)\n"
-          "  -p PORT     server port, 1-65535 (default 9999)\n"
-          "  -t MS       give up if connecting, or any single send or receive,\n"
-          "              takes longer than MS milliseconds (default: 10000 for\n"
-          "              connecting, no limit for sending and receiving)\n"
-          "  -h, --help  show this help\n",
+          "  -H HOST            server name or address (default localhost)\n"
+          "  -p PORT            server port, 1-65535 (default 9999)\n"
+          "  -t MS              give up if connecting, or any single send or receive,\n"
+          "                     takes longer than MS milliseconds (default: 10000 for\n"
+          "                     connecting, no limit for sending and receiving)\n"
+          "  --tls              speak TLS; the server's certificate must be valid for\n"
+          "                     HOST and issued by an authority in the system's store\n"
+          "  --cacert FILE      trust the CAs in FILE (PEM) instead (implies --tls)\n"
+          "  --insecure         DANGEROUS: accept any certificate (implies --tls)\n"
+          "  --servername NAME  verify (and send as SNI) NAME instead of HOST\n"
+          "                     (implies --tls)\n"
+          "  -h, --help         show this help\n",
           out);
 }
 
@@ -128,6 +141,94 @@ static bool parse_int(const char *s, long min, long max, long *out)
         return false;
     *out = v;
     return true;
+}
+
+/* What the command line asks for. */
+struct config {
+    const char *host, *port;
+    long timeout_ms; /* -1: the defaults */
+    bool tls, insecure;
+    const char *cacert, *servername;
+};
+
+static void parse_args(int argc, char **argv, struct config *cf)
+{
+    static const struct option long_opts[] = {{"help", no_argument, NULL, 'h'},
+                                              {"tls", no_argument, NULL, 'S'},
+                                              {"cacert", required_argument, NULL, 'C'},
+                                              {"insecure", no_argument, NULL, 'k'},
+                                              {"servername", required_argument, NULL, 'N'},
+                                              {NULL, 0, NULL, 0}};
+    int opt;
+    long value;
+    while ((opt = getopt_long(argc, argv, "hH:p:t:", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'H':
+            cf->host = optarg;
+            break;
+        case 'p':
+            if (!parse_int(optarg, 1, 65535, &value))
+                usage_error("bad port '%s' (expected 1-65535)", optarg);
+            cf->port = optarg;
+            break;
+        case 't':
+            if (!parse_int(optarg, 1, INT_MAX, &cf->timeout_ms))
+                usage_error("bad timeout '%s' (expected milliseconds > 0)", optarg);
+            break;
+        case 'S':
+            cf->tls = true;
+            break;
+        case 'C':
+            cf->tls = true;
+            cf->cacert = optarg;
+            break;
+        case 'k':
+            cf->tls = cf->insecure = true;
+            break;
+        case 'N':
+            if (optarg[0] == '\0')
+                usage_error("%s", "empty --servername");
+            cf->tls = true;
+            cf->servername = optarg;
+            break;
+        default: /* getopt has already said what was wrong */
+            usage(stderr);
+            exit(2);
+        }
+    }
+}
+
+/*
+ * TLS (--tls). A tcpkit_tls holds the settings; tcpkit_connect() then runs
+ * the TLS handshake right after TCP's, inside the same connect timeout. Its
+ * defaults are the secure ones, and they are two separate checks:
+ *   - the certificate chain leads to an authority we trust (the system's
+ *     CA store, or --cacert for a private CA such as a test one);
+ *   - the certificate was issued for the name we connected to (-H, or
+ *     --servername when connecting by address). Without this check any
+ *     valid certificate, for any site, would do - the classic TLS bug.
+ * A failed check is TCPKIT_ECERT, and tcpkit_last_error() says which one
+ * ("certificate has expired", "hostname mismatch"...).
+ */
+static void tls_options(tcpkit_opts *opts, const struct config *cf)
+{
+    tcpkit_tls *tls;
+    if (tcpkit_tls_new(&tls) != TCPKIT_OK)
+        die_tk(); /* e.g. "TLS is not supported by this build" */
+    if (cf->cacert != NULL && tcpkit_tls_set_ca_file(tls, cf->cacert) != TCPKIT_OK)
+        die_tk();
+    if (cf->servername != NULL && tcpkit_tls_set_server_name(tls, cf->servername) != TCPKIT_OK)
+        die_tk();
+    if (cf->insecure) {
+        /* Encrypted, but to whom? Anyone on the path can pose as the server. */
+        fputs("client: warning: --insecure: the server's certificate is not checked\n", stderr);
+        tcpkit_tls_set_insecure_skip_verify(tls, true);
+    }
+    tcpkit_opts_set_tls(opts, tls); /* the options keep their own reference */
+    tcpkit_tls_free(tls);
 }
 
 /* The words of MESSAGE joined by single spaces, in a new string. */
@@ -241,35 +342,8 @@ static void *sender(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *host = "localhost";
-    const char *port = "9999";
-    long timeout_ms = -1;
-
-    static const struct option long_opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int opt;
-    long value;
-    while ((opt = getopt_long(argc, argv, "hH:p:t:", long_opts, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            if (!parse_int(optarg, 1, 65535, &value))
-                usage_error("bad port '%s' (expected 1-65535)", optarg);
-            port = optarg;
-            break;
-        case 't':
-            if (!parse_int(optarg, 1, INT_MAX, &timeout_ms))
-                usage_error("bad timeout '%s' (expected milliseconds > 0)", optarg);
-            break;
-        default: /* getopt has already said what was wrong */
-            usage(stderr);
-            return 2;
-        }
-    }
+    struct config cf = {.host = "localhost", .port = "9999", .timeout_ms = -1};
+    parse_args(argc, argv, &cf);
     if (optind < argc)
         session.message = join_words(argv + optind, argc - optind);
 
@@ -285,11 +359,13 @@ int main(int argc, char **argv)
     tcpkit_opts *opts;
     if (tcpkit_opts_new(&opts) != TCPKIT_OK)
         die_tk();
-    tcpkit_opts_set_connect_timeout(opts,
-                                    timeout_ms > 0 ? (int)timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS);
-    if (timeout_ms > 0)
-        tcpkit_opts_set_io_timeout(opts, (int)timeout_ms); /* every send and receive */
-    tcpkit_err err = tcpkit_connect(&session.conn, host, port, opts);
+    tcpkit_opts_set_connect_timeout(opts, cf.timeout_ms > 0 ? (int)cf.timeout_ms
+                                                            : DEFAULT_CONNECT_TIMEOUT_MS);
+    if (cf.timeout_ms > 0)
+        tcpkit_opts_set_io_timeout(opts, (int)cf.timeout_ms); /* every send and receive */
+    if (cf.tls)
+        tls_options(opts, &cf);
+    tcpkit_err err = tcpkit_connect(&session.conn, cf.host, cf.port, opts);
     tcpkit_opts_free(opts); /* only read during the call */
     if (err != TCPKIT_OK)
         die_tk(); /* lists every address tried */
@@ -322,6 +398,10 @@ int main(int argc, char **argv)
          * our bytes were still unread there). So EOF alone does not prove
          * the reply is complete; only the protocol can (a length, an end
          * marker). ETIMEDOUT: nothing arrived within -t milliseconds.
+         * Over TLS, ETLS "closed without close_notify" is TLS's answer to
+         * that doubt: a server that really finished says goodbye inside
+         * the encrypted stream, so a bare TCP EOF - a crash, or an attacker
+         * cutting the connection - is reported as the error it may be.
          */
         if (err != TCPKIT_OK)
             die_tk();

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The libtcpkit demo: build everything, start echo-server, talk to it with
-# client, stop the server cleanly.
+# client, the same over TLS, stop the servers cleanly.
 #
 #   bash examples/demo.sh
 #
-# As root on Debian/Ubuntu it first installs what the build needs, doxygen
-# and cmake included, so that a later `meson install -C build` (README,
+# As root on Debian/Ubuntu it first installs what the build needs (OpenSSL
+# for TLS, and the openssl tool that makes the demo's throw-away
+# certificates), doxygen and cmake included, so that a later `meson install -C build` (README,
 # Installing) also installs the man pages and the CMake package. It builds
 # into ./build (or $BUILD_DIR), reusing that directory if it is configured.
 # Its temporary files live in a directory it removes on exit.
@@ -23,17 +24,18 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends meson ninja-build gcc libc6-dev pkg-config \
-        check python3 doxygen cmake >/dev/null
+        check python3 doxygen cmake libssl-dev openssl >/dev/null
 fi
 
-# The server's FIFO and log, the test data and the setup log.
+# The servers' FIFOs and logs, the test data, certificates, the setup log.
 tmp=$(mktemp -d)
 server_pid=
+tls_pid=
 cleanup() {
-    # Only the server we started, by its PID, if it is still running.
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-    fi
+    # Only the servers we started, by their PIDs, if they are still running.
+    for pid in $server_pid $tls_pid; do
+        if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -45,22 +47,29 @@ fi
 meson compile -C "$build" >/dev/null
 ex=$build/examples
 
-# Start the server on a free port (-p 0). It prints one line when it is
-# ready, "listening on 127.0.0.1:PORT"; we read it through a FIFO, which also
-# tells us the port. Its log (one line per connection) goes to a file.
+# Starts echo-server on a free port (-p 0) with the given options. It prints
+# one line when it is ready, "listening on 127.0.0.1:PORT"; we read it
+# through a FIFO, which also tells us the port. Its log (one line per
+# connection) goes to a file. Sets $started_pid and $port.
+start_echo() { # name, options...
+    local name=$1
+    shift
+    mkfifo "$tmp/$name.ready"
+    "$ex/echo-server" -p 0 "$@" >"$tmp/$name.ready" 2>"$tmp/$name.log" &
+    started_pid=$!
+    local line=
+    if ! read -r -t 10 line <"$tmp/$name.ready"; then
+        echo "echo-server did not start:" >&2
+        cat "$tmp/$name.log" >&2
+        exit 1
+    fi
+    echo "$line"
+    port=${line##*:}
+}
 
 say "starting echo-server -p 0"
-mkfifo "$tmp/ready"
-"$ex/echo-server" -p 0 >"$tmp/ready" 2>"$tmp/server.log" &
-server_pid=$!
-exec 3<"$tmp/ready"
-if ! read -r -t 10 line <&3; then
-    echo "echo-server did not start:" >&2
-    cat "$tmp/server.log" >&2
-    exit 1
-fi
-echo "$line"
-port=${line##*:}
+start_echo server
+server_pid=$started_pid
 
 say "client sends a message, the server echoes it"
 echo "\$ client -p $port Hello, TCP!"
@@ -84,12 +93,44 @@ status=0
 "$ex/client" -H 127.0.0.1 -p 1 hi || status=$?
 echo "(exit status $status)"
 
+# TLS: a throw-away certificate authority and a certificate for localhost
+# (EC keys: quick to make), echo-server --tls-cert, client --tls --cacert.
+# Skipped when the build has no TLS or openssl is missing.
+tls_probe=$("$ex/client" --tls -H 127.0.0.1 -p 1 x 2>&1 || true)
+if ! command -v openssl >/dev/null || [[ $tls_probe == *"without TLS"* ]]; then
+    say "TLS skipped: $(command -v openssl >/dev/null && echo "$tls_probe" || echo "no openssl")"
+else
+    say "the same echo over TLS, with a throw-away certificate authority"
+    (
+        cd "$tmp"
+        ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        openssl req -x509 $ec -subj /CN=demo-ca -days 1 -keyout ca.key -out ca.pem \
+            -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+        openssl req $ec -subj /CN=localhost -keyout key.pem -out req.pem 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+        openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -days 1 -extfile san.ext \
+            -out cert.pem 2>/dev/null
+    )
+    echo "\$ echo-server -p 0 --tls-cert cert.pem --tls-key key.pem"
+    start_echo tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+    tls_pid=$started_pid
+    echo "\$ client -p $port --tls --cacert ca.pem Hello, TLS!"
+    "$ex/client" -p "$port" --tls --cacert "$tmp/ca.pem" Hello, TLS!
+    echo
+    echo "\$ client -p $port --tls hi        # our CA is not in the system's store"
+    status=0
+    "$ex/client" -p "$port" --tls hi || status=$?
+    echo "(exit status $status)"
+    kill -INT "$tls_pid"
+    wait "$tls_pid" || { echo "TLS echo-server did not exit cleanly" >&2; exit 1; }
+    tls_pid=
+fi
+
 say "stopping echo-server with SIGINT (Ctrl-C)"
 kill -INT "$server_pid"
 status=0
 wait "$server_pid" || status=$?
 server_pid=
-exec 3<&-
 echo "server log:"
 sed 's/^/  /' "$tmp/server.log"
 if [ "$status" -ne 0 ]; then
