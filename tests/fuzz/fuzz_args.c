@@ -20,6 +20,7 @@
  * the connection's peer (the listener's address) is the requested literal
  * and port. Options come from 4 input bytes each, so INT_MIN and INT_MAX
  * reach every setter. */
+#include "fuzz.h"
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -32,20 +33,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res);
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_args: check failed at line %d: %s\n", __LINE__, #cond);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Numeric hosts only, for the library and for this harness alike. */
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
@@ -242,14 +233,9 @@ static void try_connect(const char *host, const char *port, const tcpkit_opts *o
 
 /* ---- input ---- */
 
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
 /* 4 bytes as an int (little-endian), 0 past the end: INT_MIN, INT_MAX and
  * everything between reach the setters. */
-static int next_int(struct input *in)
+static int next_int(struct th_input *in)
 {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
@@ -259,7 +245,7 @@ static int next_int(struct input *in)
     return (int)v;
 }
 
-static tcpkit_opts *fuzzed_opts(struct input *in)
+static tcpkit_opts *fuzzed_opts(struct th_input *in)
 {
     tcpkit_opts *o = NULL;
     if (tcpkit_opts_new(&o) != TCPKIT_OK)
@@ -288,7 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t flags = data[0];
     size_t hlen = data[1], plen = data[2];
-    struct input in = {data + 3, size - 3};
+    struct th_input in = {data + 3, size - 3};
     hlen = hlen > in.left ? in.left : hlen;
     char host[300], port[300];
     /* Host lengths above 255 come from repeating the bytes. */

@@ -12,6 +12,7 @@
  * with the partial body, nothing lost or reordered); any violation aborts.
  * Memory stays bounded: max is at most 16 KiB, and a larger announced
  * length must be refused before anything is allocated. */
+#include "fuzz.h"
 #include "internal.h"
 
 #include <stdint.h>
@@ -20,30 +21,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_msg: check failed at line %d: %s\n", __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
-static unsigned next(struct input *in)
-{
-    if (!in->left)
-        return 0;
-    in->left--;
-    return *in->p++;
-}
 
 struct model {
     tcpkit_conn *c;
@@ -58,9 +35,9 @@ static size_t avail(const struct model *m)
     return m->written - m->pos;
 }
 
-static void op_write(struct model *m, struct input *in)
+static void op_write(struct model *m, struct th_input *in)
 {
-    size_t want = next(in) + 1;
+    size_t want = th_next(in) + 1;
     if (want > in->left)
         want = in->left;
     if (m->eof || want == 0)
@@ -160,14 +137,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(m.stream);
         return 0;
     }
-    struct input in = {data, size};
+    struct th_input in = {data, size};
     while (in.left) {
-        unsigned op = next(&in) % 6;
+        unsigned op = th_next(&in) % 6;
         if (op <= 1) {
             op_write(&m, &in);
             continue;
         }
-        unsigned arg = next(&in);
+        unsigned arg = th_next(&in);
         if (op == 2) {
             if (!m.eof)
                 shutdown(m.peer, SHUT_WR);

@@ -18,6 +18,7 @@
  * duplicated or reordered); lines end at their newline, fit the capacity
  * and are NUL-terminated; timeouts consume nothing from recv_line; EOF
  * comes only once everything was read. Any violation aborts. */
+#include "fuzz.h"
 #include "internal.h"
 
 #include <stdint.h>
@@ -26,30 +27,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_recv: check failed at line %d: %s\n", __LINE__, #cond);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
-static unsigned next(struct input *in)
-{
-    if (!in->left)
-        return 0;
-    in->left--;
-    return *in->p++;
-}
 
 struct model {
     tcpkit_conn *c;
@@ -86,9 +63,9 @@ static void peer_write(struct model *m, const void *buf, size_t len)
     m->written += (size_t)n;
 }
 
-static void op_write(struct model *m, struct input *in)
+static void op_write(struct model *m, struct th_input *in)
 {
-    size_t want = next(in) + 1;
+    size_t want = th_next(in) + 1;
     if (want > in->left)
         want = in->left;
     peer_write(m, in->p, want);
@@ -133,7 +110,7 @@ static void op_send(struct model *m, const char *buf, size_t len)
 }
 
 /* send_all of len bytes: from the input while it lasts, then a pattern. */
-static void op_send_input(struct model *m, struct input *in, size_t len)
+static void op_send_input(struct model *m, struct th_input *in, size_t len)
 {
     char *buf = malloc(len + 1);
     CHECK(buf != NULL);
@@ -252,14 +229,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(m.stream);
         return 0;
     }
-    struct input in = {data, size};
+    struct th_input in = {data, size};
     while (in.left && !m.done) {
-        unsigned op = next(&in) % 11;
+        unsigned op = th_next(&in) % 11;
         if (op <= 1) {
             op_write(&m, &in);
             continue;
         }
-        unsigned arg = next(&in);
+        unsigned arg = th_next(&in);
         /* Mostly small capacities (they hit the edges), sometimes large,
          * sometimes past recv_all's first 16 KiB. */
         size_t size_arg = (arg & 0xc0) == 0xc0 ? ((size_t)(arg & 0x3f) + 1) * 1024
@@ -287,7 +264,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tcpkit_conn_set_timeout(m.c, (int)(arg % 6));
             break;
         case 8:
-            op_bulk(&m, arg, next(&in));
+            op_bulk(&m, arg, th_next(&in));
             break;
         default:
             op_send_input(&m, &in, op == 9 ? arg : (arg & 0x3f) * 8192);

@@ -18,6 +18,7 @@
  * libFuzzer's -timeout catches a hang), and no descriptor may be left
  * open. Every input is bounded: at most 48 actions, waits of at most a few
  * tens of milliseconds. */
+#include "fuzz.h"
 #include "helpers.h"
 
 #include <errno.h>
@@ -30,17 +31,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_serve: check failed at line %d: %s\n", __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_CLIENTS 8
 #define MAX_ACTIONS 48
@@ -158,19 +148,6 @@ struct client {
     bool checked; /* the echo check still applies */
 };
 
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
-static unsigned next(struct input *in)
-{
-    if (!in->left)
-        return 0;
-    in->left--;
-    return *in->p++;
-}
-
 static bool wait_for(int fd, short ev, int ms)
 {
     struct pollfd p = {.fd = fd, .events = ev};
@@ -243,9 +220,9 @@ static void client_close(struct client *k, bool reset)
 }
 
 /* One scripted action on client k (connecting it first if needed). */
-static void act(struct client *cl, struct input *in, int port, struct server *s)
+static void act(struct client *cl, struct th_input *in, int port, struct server *s)
 {
-    unsigned op = next(in);
+    unsigned op = th_next(in);
     struct client *k = &cl[(op >> 3) % MAX_CLIENTS];
     if (k->fd < 0)
         client_connect(k, port);
@@ -254,27 +231,27 @@ static void act(struct client *cl, struct input *in, int port, struct server *s)
     switch (op & 7) {
     case 0:
     case 1:
-        len = next(in) % 64;
+        len = th_next(in) % 64;
         len = len > in->left ? in->left : len;
         client_send(k, in->p, len);
         in->p += len;
         in->left -= len;
         break;
     case 2:
-        memset(bulk, (int)next(in), sizeof bulk);
+        memset(bulk, (int)th_next(in), sizeof bulk);
         client_send(k, bulk, sizeof bulk);
         break;
     case 3:
-        client_read(k, next(in) % 20);
+        client_read(k, th_next(in) % 20);
         break;
     case 4:
         shutdown(k->fd, SHUT_WR);
         break;
     case 5:
-        client_close(k, next(in) & 1);
+        client_close(k, th_next(in) & 1);
         break;
     case 6:
-        if (next(in) == 0xff)
+        if (th_next(in) == 0xff)
             tcpkit_listener_shutdown(s->l); /* stop in the middle */
         break;
     default:
@@ -290,25 +267,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static tcpkit_opts *server_opts(struct input *in)
+static tcpkit_opts *server_opts(struct th_input *in)
 {
     static const int timeouts[] = {-1, 0, 1, 20, 100};
     tcpkit_opts *o = NULL;
     CHECK(tcpkit_opts_new(&o) == TCPKIT_OK);
-    CHECK(tcpkit_opts_set_io_timeout(o, timeouts[next(in) % 5]) == TCPKIT_OK);
-    CHECK(tcpkit_opts_set_backlog(o, 1 + (int)(next(in) % 16)) == TCPKIT_OK);
+    CHECK(tcpkit_opts_set_io_timeout(o, timeouts[th_next(in) % 5]) == TCPKIT_OK);
+    CHECK(tcpkit_opts_set_backlog(o, 1 + (int)(th_next(in) % 16)) == TCPKIT_OK);
     return o;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct input in = {data, size};
+    struct th_input in = {data, size};
     int fds = th_count_fds();
     struct server s = {.result = (tcpkit_err)-1};
     tcpkit_opts *o = server_opts(&in);
     CHECK(tcpkit_listen(&s.l, "127.0.0.1", "0", o) == TCPKIT_OK);
     tcpkit_opts_free(o);
-    s.max = 1 + (int)(next(&in) % 4);
+    s.max = 1 + (int)(th_next(&in) % 4);
     CHECK(pthread_create(&s.tid, NULL, serve_main, &s) == 0);
     int port = tcpkit_listener_port(s.l);
 

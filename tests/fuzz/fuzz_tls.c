@@ -14,6 +14,7 @@
  * P-256 self-signed one written to a temporary directory): no key is ever
  * committed. Checks: no crash, no leak, no sanitizer report, and the calls
  * only return the documented codes. */
+#include "fuzz.h"
 #include "internal.h"
 
 #include <openssl/evp.h>
@@ -25,9 +26,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static tcpkit_tls *server_cfg;
 

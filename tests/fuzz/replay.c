@@ -3,15 +3,13 @@
  * line (or found in the directories named) through LLVMFuzzerTestOneInput
  * once. Any compiler builds it, so every CI stage (plain, ASan, Valgrind)
  * replays the committed seed corpus. */
+#include "fuzz.h"
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path)
 {
