@@ -334,9 +334,9 @@ static void *sender(void *arg)
      * close() here would be wrong: we could no longer read the reply, and
      * replies still arriving would make our kernel answer with a reset.
      */
+    atomic_store(&s->done_sending, true); /* no longer blocked on our input */
     if (tcpkit_close_write(s->conn) != TCPKIT_OK)
         die_tk();
-    atomic_store(&s->done_sending, true);
     return NULL;
 }
 
@@ -420,7 +420,7 @@ int main(int argc, char **argv)
      */
     if (!atomic_load(&session.done_sending))
         end_process(0);
-    pthread_join(tid, NULL);
+    pthread_join(tid, NULL); /* at most the half-close is left to finish */
     tcpkit_close(session.conn); /* close(): the kernel finishes in the background */
     free(session.message);
     return 0;
