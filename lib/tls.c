@@ -17,6 +17,11 @@ struct tcpkit_tls {
     atomic_int refs;
     pthread_mutex_t lock;
     SSL_CTX *ctx;
+    /* ctx trusts the system store but has not loaded it yet (see
+     * tk_tls_ctx): parsing a hundred-odd CA certificates is the costly part
+     * of a context, and a config built up by several setters would pay it
+     * once per setter. */
+    bool system_store_pending;
 };
 
 /* ---- settings ---- */
@@ -117,11 +122,8 @@ static tcpkit_err check_readable(const char *path, const char *what, const char 
 
 static tcpkit_err load_ca(SSL_CTX *ctx, const struct tk_tls_settings *st, const char *op)
 {
-    if (!st->ca_file) {
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-            return tk_fail(TCPKIT_ETLS, 0, "%s: system CA store: %s", op, ssl_reason());
-        return TCPKIT_OK;
-    }
+    if (!st->ca_file)
+        return TCPKIT_OK; /* the system store: loaded on first use */
     tcpkit_err err = check_readable(st->ca_file, "CA file", op);
     if (err != TCPKIT_OK)
         return err;
@@ -240,6 +242,7 @@ tcpkit_err tcpkit_tls_new(tcpkit_tls **out)
         free(t);
         return err;
     }
+    t->system_store_pending = true;
     atomic_init(&t->refs, 1);
     pthread_mutex_init(&t->lock, NULL);
     *out = t;
@@ -263,6 +266,14 @@ void tcpkit_tls_free(tcpkit_tls *t)
 SSL_CTX *tk_tls_ctx(tcpkit_tls *t)
 {
     pthread_mutex_lock(&t->lock);
+    if (t->system_store_pending) {
+        /* Before the context is first shared, so no connection sees it
+         * change. A failure (out of memory) leaves the store empty: every
+         * verification then fails, naming the missing issuer. */
+        SSL_CTX_set_default_verify_paths(t->ctx);
+        ERR_clear_error();
+        t->system_store_pending = false;
+    }
     SSL_CTX *ctx = t->ctx;
     SSL_CTX_up_ref(ctx);
     pthread_mutex_unlock(&t->lock);
@@ -294,6 +305,7 @@ static tcpkit_err change(tcpkit_tls *t, change_fn fn, const void *arg, const cha
     if (err == TCPKIT_OK && (err = build_ctx(st, &ctx, op)) == TCPKIT_OK) {
         SSL_CTX_free(t->ctx);
         t->ctx = ctx;
+        t->system_store_pending = tk_tls_settings_of(ctx)->ca_file == NULL;
     }
     pthread_mutex_unlock(&t->lock);
     return err;
