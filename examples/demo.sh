@@ -7,7 +7,7 @@
 #
 # As root on Debian/Ubuntu it first installs what the build needs (OpenSSL
 # for TLS, and the openssl tool that makes the demo's throw-away
-# certificates), doxygen and cmake included, so that a later `meson install -C build` (README,
+# certificates), doxygen, cmake and g++ included, so that a later `meson install -C build` (README,
 # Installing) also installs the man pages and the CMake package. It builds
 # into ./build (or $BUILD_DIR), reusing that directory if it is configured.
 # Its temporary files live in a directory it removes on exit.
@@ -23,7 +23,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing build dependencies (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends meson ninja-build gcc libc6-dev pkg-config \
+    # g++: Meson asks CMake for its system information through a C++ project
+    # when it writes the CMake package files.
+    apt-get install -y -qq --no-install-recommends meson ninja-build gcc g++ libc6-dev pkg-config \
         check python3 doxygen cmake libssl-dev openssl >/dev/null
 fi
 
