@@ -24,9 +24,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # g++: Meson asks CMake for its system information through a C++ project
-    # when it writes the CMake package files.
+    # when it writes the CMake package files. dpkg-dev: Meson asks
+    # dpkg-architecture for Debian's library directory (lib/x86_64-linux-gnu);
+    # without it, `meson install` would use lib64, which Debian does not search.
     apt-get install -y -qq --no-install-recommends meson ninja-build gcc g++ libc6-dev pkg-config \
-        check python3 doxygen cmake libssl-dev openssl >/dev/null
+        dpkg-dev check python3 doxygen cmake libssl-dev openssl >/dev/null
 fi
 
 # The servers' FIFOs and logs, the test data, certificates, the setup log.
