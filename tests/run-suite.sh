@@ -61,7 +61,8 @@ wanted() {
 install_deps() {
     local pkgs=(meson ninja-build gcc g++ pkg-config check doxygen graphviz abigail-tools
                 valgrind clang libclang-rt-14-dev python3 iproute2 util-linux cmake
-                procps netbase libssl-dev openssl nginx-light curl) # nginx: tests/examples
+                procps netbase libssl-dev openssl nginx-light curl dpkg-dev) # nginx: tests/examples;
+                # dpkg-dev: Meson finds Debian's multiarch libdir with dpkg-architecture
     if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
