@@ -88,9 +88,57 @@ END_TEST
 
 /* ---- a lazy handshake with a sender and a receiver at once ---- */
 
+/* A TLS listener whose accepted conns handshake lazily, and the options of
+ * a client that trusts it; every I/O call bounded by io_timeout_ms. */
+struct lazy_fixture {
+    tcpkit_tls *sc, *cc;
+    tcpkit_opts *so, *co;
+    tcpkit_listener *l;
+    char port[8];
+    void *client_args[2]; /* port, client opts: a client peer's p->arg */
+};
+
+static void lazy_open(struct lazy_fixture *f, int io_timeout_ms)
+{
+    f->sc = th_tls_server("server");
+    f->cc = th_tls_client();
+    f->so = th_tls_opts(f->sc);
+    f->co = th_tls_opts(f->cc);
+    tcpkit_opts_set_io_timeout(f->so, io_timeout_ms);
+    tcpkit_opts_set_io_timeout(f->co, io_timeout_ms);
+    f->l = th_listen_opts("127.0.0.1", f->so);
+    th_port_str(f->l, f->port, sizeof f->port);
+    f->client_args[0] = f->port;
+    f->client_args[1] = f->co;
+}
+
+static void lazy_close(struct lazy_fixture *f)
+{
+    tcpkit_listener_close(f->l);
+    tcpkit_opts_free(f->so);
+    tcpkit_opts_free(f->co);
+    tcpkit_tls_free(f->sc);
+    tcpkit_tls_free(f->cc);
+}
+
+/* A client peer's connection (its handshake needs the server threads), or
+ * NULL with the failure recorded. p->arg: lazy_fixture.client_args. */
+static tcpkit_conn *lazy_connect(th_peer *p)
+{
+    void **args = p->arg;
+    tcpkit_conn *c;
+    if (tcpkit_connect(&c, "127.0.0.1", args[0], args[1]) != TCPKIT_OK) {
+        th_peer_fail(p, "connect: %s", tcpkit_last_error());
+        return NULL;
+    }
+    p->conn = c;
+    return c;
+}
+
+/* The receiver: its first recv runs into the lazy handshake. */
 static void lazy_receiver(th_peer *p)
 {
-    char b[8];
+    char b[1];
     size_t n;
     if (tcpkit_recv_exact(p->conn, b, 1, &n) != TCPKIT_OK)
         th_peer_fail(p, "receiver: %s", tcpkit_last_error());
@@ -104,20 +152,14 @@ static void lazy_sender(th_peer *p)
     p->conn = NULL;
 }
 
-/* The client: connects (its handshake needs the server threads), waits
- * for the sender's bytes, then sends the byte the receiver waits for. */
+/* The client: waits for the sender's bytes, then sends the byte the
+ * receiver waits for. */
 static void lazy_client(th_peer *p)
 {
-    tcpkit_conn *c;
     char b[8];
     size_t n;
-    void **args = p->arg;
-    if (tcpkit_connect(&c, "127.0.0.1", args[0], args[1]) != TCPKIT_OK) {
-        th_peer_fail(p, "connect: %s", tcpkit_last_error());
-        return;
-    }
-    p->conn = c;
-    if (tcpkit_recv_exact(c, b, 5, &n) != TCPKIT_OK || tcpkit_send_all(c, "x", 1, NULL))
+    tcpkit_conn *c = lazy_connect(p);
+    if (c && (tcpkit_recv_exact(c, b, 5, &n) != TCPKIT_OK || tcpkit_send_all(c, "x", 1, NULL)))
         th_peer_fail(p, "client: %s", tcpkit_last_error());
 }
 
@@ -126,19 +168,13 @@ static void lazy_client(th_peer *p)
  * not come (the client sends nothing until it has the sender's bytes). */
 START_TEST(lazy_handshake_shared_by_sender_and_receiver)
 {
-    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
-    tcpkit_opts *so = th_tls_opts(sc), *co = th_tls_opts(cc);
-    tcpkit_opts_set_io_timeout(so, 10000);
-    tcpkit_opts_set_io_timeout(co, 10000);
-    tcpkit_listener *l = th_listen_opts("127.0.0.1", so);
-    char port[8];
-    th_port_str(l, port, sizeof port);
-    void *args[2] = {port, co};
-    th_peer client = {.fd = -1, .arg = args};
+    struct lazy_fixture f;
+    lazy_open(&f, 10000);
+    th_peer client = {.fd = -1, .arg = f.client_args};
     int64_t t0 = th_now_ms();
     th_peer_start(&client, lazy_client);
     tcpkit_conn *sv;
-    ck_ok(tcpkit_accept(l, &sv, 5000));
+    ck_ok(tcpkit_accept(f.l, &sv, 5000));
     th_peer rx = {.fd = -1, .conn = sv}, tx = {.fd = -1, .conn = sv};
     th_peer_start(&rx, lazy_receiver);
     th_peer_start(&tx, lazy_sender);
@@ -148,25 +184,11 @@ START_TEST(lazy_handshake_shared_by_sender_and_receiver)
     int64_t took = th_now_ms() - t0;
     ck_assert_msg(took < 5000, "took %lld ms", (long long)took);
     tcpkit_close(sv);
-    tcpkit_listener_close(l);
-    tcpkit_opts_free(so);
-    tcpkit_opts_free(co);
-    tcpkit_tls_free(sc);
-    tcpkit_tls_free(cc);
+    lazy_close(&f);
 }
 END_TEST
 
 /* ---- the race the single handshake driver closes ---- */
-
-/* The receiver: its first recv runs into the lazy handshake. */
-static void race_receiver(th_peer *p)
-{
-    char b[1];
-    size_t n;
-    if (tcpkit_recv_exact(p->conn, b, 1, &n) != TCPKIT_OK)
-        th_peer_fail(p, "receiver: %s", tcpkit_last_error());
-    p->conn = NULL;
-}
 
 /* The sender: it too arrives at the handshake (tcpkit_conn_handshake, as
  * a send would); it sends only once the receiver got its byte (p->arg: the
@@ -183,20 +205,14 @@ static void race_sender(th_peer *p)
     p->conn = NULL;
 }
 
-/* The client: connects (its handshake needs the server's threads), sends
- * its byte at once (it can arrive with its Finished), waits for the reply. */
+/* The client: sends its byte at once (it can arrive with its Finished),
+ * then waits for the reply. */
 static void race_client(th_peer *p)
 {
-    tcpkit_conn *c;
-    void **args = p->arg;
     char b[1];
     size_t n;
-    if (tcpkit_connect(&c, "127.0.0.1", args[0], args[1]) != TCPKIT_OK) {
-        th_peer_fail(p, "connect: %s", tcpkit_last_error());
-        return;
-    }
-    p->conn = c;
-    if (tcpkit_send_all(c, "x", 1, NULL) != TCPKIT_OK || tcpkit_recv_exact(c, b, 1, &n))
+    tcpkit_conn *c = lazy_connect(p);
+    if (c && (tcpkit_send_all(c, "x", 1, NULL) != TCPKIT_OK || tcpkit_recv_exact(c, b, 1, &n)))
         th_peer_fail(p, "client: %s", tcpkit_last_error());
 }
 
@@ -207,22 +223,16 @@ static void race_client(th_peer *p)
  * poll() for its whole timeout; with one driver each round takes a few ms. */
 START_TEST(lazy_handshake_never_strands_a_waiter)
 {
-    tcpkit_tls *sc = th_tls_server("server"), *cc = th_tls_client();
-    tcpkit_opts *so = th_tls_opts(sc), *co = th_tls_opts(cc);
-    tcpkit_opts_set_io_timeout(so, 3000);
-    tcpkit_opts_set_io_timeout(co, 3000);
-    tcpkit_listener *l = th_listen_opts("127.0.0.1", so);
-    char port[8];
-    th_port_str(l, port, sizeof port);
-    void *args[2] = {port, co};
+    struct lazy_fixture f;
+    lazy_open(&f, 3000);
     for (int round = 0; round < 60; round++) {
         int64_t t0 = th_now_ms();
-        th_peer client = {.fd = -1, .arg = args};
+        th_peer client = {.fd = -1, .arg = f.client_args};
         th_peer_start(&client, race_client);
         tcpkit_conn *sv;
-        ck_ok(tcpkit_accept(l, &sv, 5000));
+        ck_ok(tcpkit_accept(f.l, &sv, 5000));
         th_peer rx = {.fd = -1, .conn = sv}, tx = {.fd = -1, .conn = sv, .arg = &rx};
-        th_peer_start(&rx, race_receiver);
+        th_peer_start(&rx, lazy_receiver);
         th_peer_start(&tx, race_sender);
         th_peer_join(&tx);
         ck_assert_msg(rx.err[0] == '\0', "%s", rx.err);
@@ -232,11 +242,7 @@ START_TEST(lazy_handshake_never_strands_a_waiter)
                       (long long)took);
         tcpkit_close(sv);
     }
-    tcpkit_listener_close(l);
-    tcpkit_opts_free(so);
-    tcpkit_opts_free(co);
-    tcpkit_tls_free(sc);
-    tcpkit_tls_free(cc);
+    lazy_close(&f);
 }
 END_TEST
 
